@@ -1,0 +1,169 @@
+"""The command line: `python -m gla_core solve|sample|train|predict|presets`.
+
+A stable contract for scripts: JSON on stdout or in --out files; bad input exits with code 2 and one
+line on stderr that names the field.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .spec import PromptSpec, SpecError, list_presets, load_preset
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the argument, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def _read_spec(args: argparse.Namespace) -> tuple[PromptSpec, dict]:
+    """The spec from SPEC.json or --preset, and the preset's model defaults (empty for a file)."""
+    if (args.spec is None) == (args.preset is None):
+        raise SpecError("spec", "give a spec file or --preset NAME (one of them)")
+    if args.preset is not None:
+        preset = load_preset(args.preset)
+        return PromptSpec.from_dict(preset["spec"]), preset.get("model", {})
+    path = Path(args.spec)
+    if not path.is_file():
+        raise SpecError("spec", f"no such file: {path}")
+    return PromptSpec.from_json(path.read_text()), {}
+
+
+def _write_json(data: dict, out: str | None) -> None:
+    text = json.dumps(data, indent=2)
+    if out is None:
+        print(text)
+    else:
+        Path(out).write_text(text + "\n")
+
+
+def command_solve(args: argparse.Namespace) -> None:
+    from .theory import solve
+
+    spec, _ = _read_spec(args)
+    _write_json(solve(spec), args.out)
+
+
+def command_sample(args: argparse.Namespace) -> None:
+    from .sampling import PromptSampler
+
+    spec, _ = _read_spec(args)
+    if not 1 <= args.batch <= 100_000:
+        raise SpecError("batch", f"must be from 1 to 100000, got {args.batch}")
+    if not 0 <= args.seed < 2**63:
+        raise SpecError("seed", f"must be from 0 to 2^63 - 1, got {args.seed}")
+    prompts = PromptSampler(spec).sample(args.batch, torch.Generator().manual_seed(args.seed), torch.float64)
+    np.savez(args.out, tokens=prompts.tokens.numpy(), x=prompts.x.numpy(), y=prompts.y.numpy(),
+             xq=prompts.xq.numpy(), yq=prompts.yq.numpy(), task=prompts.task.numpy())
+
+
+def command_train(args: argparse.Namespace) -> None:
+    from .checkpoint import save_model
+    from .train import TrainConfig, Trainer
+
+    spec, model_defaults = _read_spec(args)
+    settings = {"gating": model_defaults.get("gating", "scalar"), "layers": model_defaults.get("layers", 1)}
+    for name in ("gating", "layers", "steps", "seed", "device", "lr", "batch"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
+    trainer = Trainer(spec, TrainConfig(**settings))
+    trainer.run()
+    result = trainer.result()
+    _write_json(result, args.out)
+    if args.save:
+        save_model(trainer.model, spec, args.save)
+    print(f"{result['status']}: test risk {result['test_risk']:.4f} after {result['steps']} steps "
+          f"in {result['seconds']:.2f} s, cosine {result['cosine']:.4f}", file=sys.stderr)
+    if result["status"] in ("diverged", "error"):
+        sys.exit(1)
+
+
+def command_predict(args: argparse.Namespace) -> None:
+    from .checkpoint import load_model
+
+    model, spec = load_model(args.model)
+    try:
+        with np.load(args.prompts, allow_pickle=False) as data:
+            tokens = np.asarray(data["tokens"], dtype=np.float64)
+    except FileNotFoundError:
+        raise SpecError("prompts", f"no such file: {args.prompts}") from None
+    except KeyError:
+        raise SpecError("prompts", f"{args.prompts} has no 'tokens' array") from None
+    except (ValueError, OSError) as error:
+        raise SpecError("prompts", f"{args.prompts} is not a readable .npz file ({error})") from None
+    if tokens.ndim != 3 or tokens.shape[2] != spec.token_width:
+        raise SpecError("prompts", f"tokens must have shape (B, T, {spec.token_width}) for this model, got {tokens.shape}")
+    if not np.isfinite(tokens).all():
+        raise SpecError("prompts", "tokens hold NaN or infinite values")
+    with torch.no_grad():
+        prediction = model(torch.from_numpy(tokens)).numpy()
+    np.save(args.out, prediction)
+
+
+def command_presets(args: argparse.Namespace) -> None:
+    for name in list_presets():
+        print(f"{name}: {load_preset(name)['title']}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m gla_core", description="GLA Lab: gated linear attention as weighted gradient descent.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def with_spec(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("spec", nargs="?", help="prompt spec JSON file")
+        sub.add_argument("--preset", help=f"a named preset instead of a file ({', '.join(list_presets())})")
+        return sub
+
+    solve = with_spec(commands.add_parser("solve", help="analytic risks, weights and preconditioners"))
+    solve.add_argument("--out", help="write the JSON here instead of stdout")
+    solve.set_defaults(handler=command_solve)
+
+    sample = with_spec(commands.add_parser("sample", help="draw prompts into an .npz file"))
+    sample.add_argument("--batch", type=int, default=16)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--out", required=True)
+    sample.set_defaults(handler=command_sample)
+
+    train = with_spec(commands.add_parser("train", help="train a GLA and compare it with the theory"))
+    train.add_argument("--gating", choices=["none", "scalar", "vector"])
+    train.add_argument("--layers", type=int)
+    train.add_argument("--steps", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--batch", type=int)
+    train.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    train.add_argument("--out", required=True, help="run JSON")
+    train.add_argument("--save", help="also save the trained model here (.pt)")
+    train.set_defaults(handler=command_train)
+
+    predict = commands.add_parser("predict", help="predict the query labels of prompts with a saved model")
+    predict.add_argument("model")
+    predict.add_argument("prompts", help=".npz file with a tokens array (B, T, D)")
+    predict.add_argument("--out", required=True, help=".npy file for the predictions (B,)")
+    predict.set_defaults(handler=command_predict)
+
+    presets = commands.add_parser("presets", help="list the named presets")
+    presets.set_defaults(handler=command_presets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.handler(args)
+    except SpecError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0

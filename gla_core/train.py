@@ -1,0 +1,298 @@
+"""Training a GLA on multitask prompts, with snapshots another thread can read.
+
+    trainer = Trainer(spec, TrainConfig(gating="scalar"))
+    result = trainer.run()                 # or run in a thread: TrainingRun(trainer).start()
+    trainer.snapshot()                     # latest Snapshot, safe to read from any thread
+
+Every step draws fresh prompts from a per-run generator (never the global seed); the test risk is
+measured on a fixed held-out set drawn from a second seeded generator. The run stops when asked
+(checked every step), when it diverges, or when it hits its step or time limit, and says why.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .gla import GLAConfig, GLAModel
+from .sampling import PromptSampler, Prompts
+from .spec import PromptSpec, SpecError
+from .theory import solve
+
+GATINGS = ("none", "scalar", "vector")
+DEVICES = ("auto", "cpu", "cuda")
+MAX_HISTORY = 1000          # rows kept; older rows are thinned, first and last always kept
+DIVERGENCE_FACTOR = 10.0    # test risk this many times the zero predictor's risk counts as divergence
+TEST_SET_FLOATS = 8_000_000  # memory budget of the held-out tokens (32 MB in float32)
+EVAL_CHUNK_FLOATS = 16_000_000  # prompts per forward pass at evaluation, counted as B * T * T
+WEIGHT_PROMPTS = 128         # prompts averaged for the induced weights shown
+ANALYTIC_KEY = {"none": "linear_attention", "scalar": "scalar_gla", "vector": "vector_gla"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    gating: str = "scalar"
+    layers: int = 1
+    steps: int = 600
+    lr: float = 0.05
+    batch: int = 256
+    seed: int = 0
+    device: str = "auto"
+    test_size: int = 0          # 0: as many held-out prompts as fit a fixed memory budget (at most 8192)
+    eval_every: int = 25
+    max_seconds: float = 120.0
+
+    def validate(self) -> "TrainConfig":
+        def check_int(name: str, low: int, high: int) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise SpecError(name, f"must be a whole number from {low} to {high}, got {value!r}")
+
+        if self.gating not in GATINGS:
+            raise SpecError("gating", f"must be one of {', '.join(GATINGS)}, got {self.gating!r}")
+        if self.device not in DEVICES:
+            raise SpecError("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise SpecError("device", "cuda was asked for but no CUDA device is available (use auto or cpu)")
+        check_int("layers", 1, 4)
+        check_int("steps", 1, 100_000)
+        check_int("batch", 1, 8192)
+        check_int("seed", 0, 2**31 - 1)
+        check_int("test_size", 0, 65536)
+        check_int("eval_every", 1, 100_000)
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (0 < self.lr <= 10) or not math.isfinite(self.lr):
+            raise SpecError("lr", f"must be a number in (0, 10], got {self.lr!r}")
+        if isinstance(self.max_seconds, bool) or not isinstance(self.max_seconds, (int, float)) or not self.max_seconds > 0:
+            raise SpecError("max_seconds", f"must be a positive number of seconds, got {self.max_seconds!r}")
+        return self
+
+    def resolved_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+
+@dataclass
+class Snapshot:
+    """What a reader sees of a run. Plain Python data, safe to hand to another thread."""
+
+    step: int = 0
+    total_steps: int = 0
+    seconds: float = 0.0
+    train_loss: float = float("nan")
+    test_risk: float = float("nan")
+    test_mse: float = float("nan")
+    cosine: float = float("nan")
+    induced_weights: list = field(default_factory=list)   # per layer: query's weights per example
+    gates: list = field(default_factory=list)             # per layer: mean gate per token (per coordinate if vector)
+    status: str = "idle"        # idle | waiting | running | finished | stopped | diverged | time limit | error
+    reason: str = ""
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.ravel(a), np.ravel(b)
+    norm = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(abs(a @ b) / norm) if norm > 0 else float("nan")
+
+
+class Trainer:
+    """One training run of one model on one spec. `run()` is blocking; read `snapshot()` from anywhere."""
+
+    def __init__(self, spec: PromptSpec, config: TrainConfig, analytic: dict | None = None):
+        self.spec = spec
+        self.config = config.validate()
+        self.device = config.resolved_device()
+        self.analytic = analytic if analytic is not None else solve(spec)
+        self.target = self.analytic[ANALYTIC_KEY[config.gating]]
+        self.sampler = PromptSampler(spec)
+        self.model = GLAModel(GLAConfig(token_width=spec.token_width, label_index=spec.label_index,
+                                        layers=config.layers, gating=config.gating))
+        init_generator = torch.Generator().manual_seed(config.seed)
+        self.model.init_structured(generator=init_generator)
+        self.model.to(self.device)
+        self.train_generator = torch.Generator(self.device).manual_seed(config.seed + 1)
+        # the held-out set depends on the spec only, so every model on a spec meets the same prompts
+        test_size = config.test_size or int(np.clip(TEST_SET_FLOATS // (spec.num_tokens * spec.token_width), 256, 8192))
+        self.test_prompts = self.sampler.sample(test_size, torch.Generator(self.device).manual_seed(2**31 - 1))
+        self._reference_mse, self._reference_risk = self._reference_on_test_set()
+        self._lock = threading.Lock()
+        self._snapshot = Snapshot(total_steps=config.steps)
+        self.history: list[dict] = []
+        self.stop_requested = threading.Event()
+
+    # ------------------------------------------------------------ reading from other threads
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return replace(self._snapshot)
+
+    def history_rows(self) -> list[dict]:
+        with self._lock:
+            return list(self.history)
+
+    def _publish(self, **changes: Any) -> None:
+        with self._lock:
+            self._snapshot = replace(self._snapshot, **changes)
+
+    def _record(self, row: dict) -> None:
+        with self._lock:
+            self.history.append(row)
+            if len(self.history) > MAX_HISTORY:   # keep first, last and every other row in between
+                self.history = self.history[:1] + self.history[1:-1:2] + self.history[-1:]
+
+    # ------------------------------------------------------------ evaluation
+    def _reference_on_test_set(self) -> tuple[float, float]:
+        """Mean squared error of the optimal WPGD predictor on the held-out set, and its exact risk.
+
+        The test risk below is a control-variate estimate: model MSE - reference MSE + reference risk.
+        Both MSEs are measured on the same prompts, so most sampling noise cancels, while the estimate
+        stays unbiased for the model's population risk (the reference's mean MSE is its exact risk).
+        """
+        optimal = self.analytic["optimal"]
+        P = torch.tensor(optimal["P"], dtype=torch.float32, device=self.device)
+        omega = torch.tensor(optimal["omega"], dtype=torch.float32, device=self.device)
+        prompts = self.test_prompts
+        weighted_sum = torch.einsum("bn,bnd->bd", prompts.y * omega, prompts.x)      # X^T (omega ⊙ y)
+        prediction = torch.einsum("bd,de,be->b", prompts.xq, P, weighted_sum)        # xq^T P X^T (omega ⊙ y)
+        return float(((prediction - prompts.yq) ** 2).mean()), float(optimal["risk"])
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        prompts = self.test_prompts
+        chunk = max(1, EVAL_CHUNK_FLOATS // self.spec.num_tokens ** 2)
+        prediction = torch.cat([self.model(tokens) for tokens in prompts.tokens.split(chunk)])
+        test_mse = float(((prediction - prompts.yq) ** 2).mean())
+        induced = self.induced_weights(prompts)
+        return {
+            "test_mse": test_mse,
+            "test_risk": test_mse - self._reference_mse + self._reference_risk,
+            "induced_weights": induced,
+            "cosine": _cosine(induced[-1] if self.config.layers == 1 else induced[0], self.target["omega"]),
+            "gates": [gate.mean(0).cpu().numpy().tolist() for gate in self.model.gates(prompts.tokens[:WEIGHT_PROMPTS])],
+        }
+
+    def induced_weights(self, prompts: Prompts) -> list[list]:
+        """Per layer, the query's weight on each in-context example (mean over prompts), scaled so max |omega| = 1.
+
+        For vector gates each example gets d numbers: the weights of the key coordinates that read x.
+        """
+        positions = torch.as_tensor(self.sampler.layout.example_positions, device=self.device)
+        weights = []
+        for query_row in self.model.query_weights(prompts.tokens[:WEIGHT_PROMPTS]):
+            omega = query_row.mean(0)[positions]                  # (n,) or (n, D)
+            if omega.dim() == 2:
+                omega = omega[:, : self.spec.d]
+            omega = omega / omega.abs().max().clamp_min(1e-30)
+            weights.append(omega.cpu().numpy().tolist())
+        return weights
+
+    # ------------------------------------------------------------ the loop
+    def run(self) -> Snapshot:
+        config, spec = self.config, self.spec
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps,
+                                                       pct_start=0.1)
+        zero_risk = self.analytic["zero"]["risk"]
+        start = time.perf_counter()
+        self._publish(status="running", total_steps=config.steps, **self.evaluate())
+        status, reason, step = "finished", f"completed {config.steps} steps", 0
+        for step in range(1, config.steps + 1):
+            if self.stop_requested.is_set():
+                status, reason, step = "stopped", f"stopped at step {step - 1}", step - 1
+                break
+            prompts = self.sampler.sample(config.batch, self.train_generator)
+            loss = ((self.model(prompts.tokens) - prompts.yq) ** 2).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            train_loss = float(loss)
+            if not math.isfinite(train_loss):
+                status, reason = "diverged", f"the training loss became {train_loss} at step {step}; lower the learning rate"
+                break
+            seconds = time.perf_counter() - start
+            if step % config.eval_every == 0 or step == config.steps:
+                evaluation = self.evaluate()
+                self._record({"step": step, "seconds": seconds, "train_loss": train_loss,
+                              "test_risk": evaluation["test_risk"], "cosine": evaluation["cosine"]})
+                self._publish(step=step, seconds=seconds, train_loss=train_loss, **evaluation)
+                if not evaluation["test_risk"] < DIVERGENCE_FACTOR * zero_risk:
+                    status = "diverged"
+                    reason = (f"the test risk reached {evaluation['test_risk']:.3g}, over {DIVERGENCE_FACTOR:g}x the zero "
+                              f"predictor's {zero_risk:.3g}, at step {step}; lower the learning rate")
+                    break
+            else:
+                self._publish(step=step, seconds=seconds, train_loss=train_loss)
+            if seconds > config.max_seconds:
+                status, reason = "time limit", f"stopped after {seconds:.1f} s at step {step} (limit {config.max_seconds:g} s)"
+                break
+        if status != "diverged":
+            evaluation = self.evaluate()
+            self._publish(**evaluation)
+        self._publish(status=status, reason=reason, step=step, seconds=time.perf_counter() - start)
+        return self.snapshot()
+
+    def result(self) -> dict:
+        """The run as JSON-ready data (the CLI's `train --out` format)."""
+        snapshot = self.snapshot()
+        return {
+            "spec": self.spec.to_dict(),
+            "config": asdict(self.config),
+            "device": str(self.device),
+            "status": snapshot.status,
+            "reason": snapshot.reason,
+            "test_risk": snapshot.test_risk,
+            "test_mse": snapshot.test_mse,
+            "analytic": self.analytic,
+            "induced_weights": snapshot.induced_weights,
+            "cosine": snapshot.cosine,
+            "steps": snapshot.step,
+            "seconds": snapshot.seconds,
+            "history": self.history_rows(),
+        }
+
+
+class TrainingRun:
+    """A Trainer in its own daemon thread, optionally waiting for a slot (a semaphore shared by all runs)."""
+
+    def __init__(self, trainer: Trainer, slot: threading.Semaphore | None = None,
+                 on_finish: Callable[[Trainer], None] | None = None):
+        self.trainer = trainer
+        self.slot = slot
+        self.on_finish = on_finish
+        self.thread = threading.Thread(target=self._main, daemon=True)
+
+    def start(self) -> "TrainingRun":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.trainer.stop_requested.set()
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def _main(self) -> None:
+        trainer = self.trainer
+        try:
+            if self.slot is not None:
+                trainer._publish(status="waiting", reason="waiting for a free training slot")
+                while not self.slot.acquire(timeout=0.2):
+                    if trainer.stop_requested.is_set():
+                        trainer._publish(status="stopped", reason="stopped while waiting for a slot")
+                        return
+            try:
+                trainer.run()
+            finally:
+                if self.slot is not None:
+                    self.slot.release()
+        except Exception as error:  # the page shows the reason instead of a dead thread
+            trainer._publish(status="error", reason=f"{type(error).__name__}: {error}")
+        finally:
+            if self.on_finish is not None:
+                self.on_finish(trainer)

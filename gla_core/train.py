@@ -172,7 +172,8 @@ class Trainer:
             "test_risk": test_mse - self._reference_mse + self._reference_risk,
             "induced_weights": induced,
             "cosine": _cosine(induced[-1] if self.config.layers == 1 else induced[0], self.target["omega"]),
-            "gates": [gate.mean(0).cpu().numpy().tolist() for gate in self.model.gates(prompts.tokens[:WEIGHT_PROMPTS])],
+            "gates": [None if gate is None else gate.mean(0).cpu().numpy().tolist()
+                      for gate in self.model.gates(prompts.tokens[:WEIGHT_PROMPTS])],
         }
 
     def induced_weights(self, prompts: Prompts) -> list[list]:
@@ -182,7 +183,7 @@ class Trainer:
         """
         positions = torch.as_tensor(self.sampler.layout.example_positions, device=self.device)
         weights = []
-        for query_row in self.model.query_weights(prompts.tokens[:WEIGHT_PROMPTS]):
+        for query_row in self.model.induced_query_weights(prompts.tokens[:WEIGHT_PROMPTS]):
             omega = query_row.mean(0)[positions]                  # (n,) or (n, D)
             if omega.dim() == 2:
                 omega = omega[:, : self.spec.d]
@@ -210,7 +211,7 @@ class Trainer:
             loss.backward()
             optimizer.step()
             schedule.step()
-            train_loss = float(loss)
+            train_loss = loss.item()
             if not math.isfinite(train_loss):
                 status, reason = "diverged", f"the training loss became {train_loss} at step {step}; lower the learning rate"
                 break

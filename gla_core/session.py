@@ -1,0 +1,228 @@
+"""Live training for an interactive front end: pause, step, resume and stop runs, and share compute.
+
+    live = LiveRun([trainer], slots, max_active_seconds=120).start()        # train to the end
+    live = LiveRun([trainer], slots, max_active_seconds=120, step_budget=25).start()  # 25 steps, then pause
+    live.grant(25)      # 25 more steps          live.resume()   # no more pauses
+    live.stop()         # ends for good          live.phase      # waiting | running | paused | ended
+
+A LiveRun trains its trainers one after another, each in its own `gla_core.train.TrainingRun`
+thread. It meters the trainer's batch supply: the training loop draws exactly one batch per step,
+so holding the next batch back pauses the run between two steps, with the model and optimiser
+intact. A run computes only while it holds one of the process-wide `slots` (a semaphore), and gives
+it back while paused, so a paused run never blocks other users.
+
+The trainer's own clock keeps going while a run is paused, so a run that may pause gets its time
+limit here, counted over the seconds it actually computes (`max_active_seconds`).
+
+No UI code: a front end reads `phase`, `version` (bumped whenever the run stops computing, to
+refresh a page exactly once) and each trainer's `snapshot()`.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import OrderedDict
+from typing import Callable, Sequence
+
+import torch
+
+from .train import Trainer, TrainingRun
+
+SLOT_POLL_SECONDS = 0.2
+_run_ids = itertools.count(1)
+
+
+class _MeteredSampler:
+    """The trainer's sampler, asking its LiveRun for permission before every training batch."""
+
+    def __init__(self, sampler, live_run: "LiveRun"):
+        self._sampler = sampler
+        self._live_run = live_run
+
+    def sample(self, batch: int, generator: torch.Generator, dtype: torch.dtype = torch.float32):
+        self._live_run._before_step()
+        return self._sampler.sample(batch, generator, dtype)
+
+    def __getattr__(self, name: str):  # layout, spec, ...: the wrapped sampler's
+        return getattr(self._sampler, name)
+
+
+class LiveRun:
+    """One or more trainers run in order in the background, with pause, step, resume and stop."""
+
+    def __init__(self, trainers: Sequence[Trainer], slots: threading.Semaphore, max_active_seconds: float,
+                 step_budget: int | None = None, on_trainer_finished: Callable[[Trainer], None] | None = None):
+        if not trainers:
+            raise ValueError("trainers: give at least one trainer")
+        self.id = next(_run_ids)
+        self.trainers = list(trainers)
+        self.max_active_seconds = max_active_seconds
+        self.reason = ""                  # why the run ended early, when the trainers cannot tell
+        self.version = 0                  # bumped on every pause and at the end
+        self._slots = slots
+        self._on_trainer_finished = on_trainer_finished
+        self._condition = threading.Condition()
+        self._budget = step_budget        # steps left before the next pause; None: no pause
+        self._phase = "waiting"
+        self._holds_slot = False
+        self._stopped = False
+        self._index = 0                   # the trainer training now
+        self._active_seconds = 0.0        # finished stretches of computing, this trainer
+        self._active_since: float | None = None
+        for trainer in self.trainers:
+            trainer.sampler = _MeteredSampler(trainer.sampler, self)
+        self._threads = [TrainingRun(trainer, on_finish=self._trainer_finished) for trainer in self.trainers]
+
+    def start(self) -> "LiveRun":
+        self._threads[0].start()
+        return self
+
+    # ------------------------------------------------------------ the owner's controls (any thread)
+    @property
+    def phase(self) -> str:
+        with self._condition:
+            return self._phase
+
+    @property
+    def alive(self) -> bool:
+        """Not yet ended (a paused run is alive: it can resume)."""
+        return self.phase != "ended"
+
+    @property
+    def current(self) -> Trainer:
+        with self._condition:
+            return self.trainers[min(self._index, len(self.trainers) - 1)]
+
+    def active_seconds(self) -> float:
+        """Seconds the current trainer has spent computing (pauses and slot waits left out)."""
+        with self._condition:
+            return self._active_seconds_locked()
+
+    def grant(self, steps: int) -> None:
+        """Allow `steps` more steps, then pause."""
+        with self._condition:
+            self._budget = (self._budget or 0) + steps
+            self._condition.notify_all()
+
+    def resume(self) -> None:
+        """Train to the end without pausing."""
+        with self._condition:
+            self._budget = None
+            self._condition.notify_all()
+
+    def stop(self, reason: str = "") -> None:
+        """End the run for good; each trainer stops within one step, trainers not started never start."""
+        with self._condition:
+            if not self._stopped and reason:
+                self.reason = reason
+            self._stopped = True
+            self._condition.notify_all()
+        for trainer in self.trainers:
+            trainer.stop_requested.set()
+
+    def join(self, timeout: float) -> bool:
+        """Wait until the run has ended (True) or until timeout seconds have passed (False)."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while self._phase != "ended":
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._condition.wait(left)
+        return True
+
+    def wait_until_not_running(self, timeout: float) -> bool:
+        """Wait until the run is paused or ended (True), or until timeout seconds have passed (False)."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while self._phase in ("waiting", "running"):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._condition.wait(left)
+        return True
+
+    # ------------------------------------------------------------ called from the training thread
+    def _active_seconds_locked(self) -> float:
+        running = time.perf_counter() - self._active_since if self._active_since is not None else 0.0
+        return self._active_seconds + running
+
+    def _set_phase(self, phase: str) -> None:
+        if phase == self._phase:
+            return
+        if self._phase == "running" and self._active_since is not None:
+            self._active_seconds += time.perf_counter() - self._active_since
+            self._active_since = None
+        if phase == "running":
+            self._active_since = time.perf_counter()
+        if phase in ("paused", "ended"):
+            self.version += 1
+        self._phase = phase
+        self._condition.notify_all()
+
+    def _release_slot(self) -> None:
+        if self._holds_slot:
+            self._slots.release()
+            self._holds_slot = False
+
+    def _before_step(self) -> None:
+        """Block until this step may run: not paused, a slot held. Returns at once after a stop, so the
+        trainer's loop reaches its own stop check."""
+        with self._condition:
+            while not self._stopped:
+                if self._active_seconds_locked() > self.max_active_seconds:
+                    self._stopped = True
+                    self.reason = f"time limit: stopped after {self.max_active_seconds:g} s of training"
+                    self.current.stop_requested.set()
+                    return
+                if self._budget == 0:
+                    self._release_slot()
+                    self._set_phase("paused")
+                    self._condition.wait()
+                    continue
+                if not self._holds_slot:
+                    self._set_phase("waiting")
+                    if not self._slots.acquire(blocking=False):
+                        self._condition.wait(SLOT_POLL_SECONDS)
+                        continue
+                    self._holds_slot = True
+                self._set_phase("running")
+                if self._budget is not None:
+                    self._budget -= 1
+                return
+
+    def _trainer_finished(self, trainer: Trainer) -> None:
+        if self._on_trainer_finished is not None:
+            self._on_trainer_finished(trainer)
+        with self._condition:
+            self._release_slot()
+            self._set_phase("waiting")   # closes the computing stretch
+            self._index += 1
+            if self._stopped or self._index == len(self.trainers):
+                self._set_phase("ended")
+                return
+            self._active_seconds = 0.0
+            self._threads[self._index].start()
+
+
+class ResultStore:
+    """Finished runs' results shared by all sessions (thread-safe, least recently used dropped first)."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._results: OrderedDict[str, dict] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> dict | None:
+        with self._lock:
+            if key in self._results:
+                self._results.move_to_end(key)
+            return self._results.get(key)
+
+    def put(self, key: str, result: dict) -> None:
+        with self._lock:
+            self._results[key] = result
+            self._results.move_to_end(key)
+            while len(self._results) > self.capacity:
+                self._results.popitem(last=False)

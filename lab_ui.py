@@ -1,0 +1,453 @@
+"""What every GLA Lab page shares: process-wide resources, per-session runs, URL-bound controls,
+teacher mode, messages, charts and exports.
+
+Imported once per server process (Streamlit re-executes pages, not imported modules), so the
+process-wide settings below are made exactly once.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shlex
+import threading
+from contextlib import nullcontext
+from typing import Any, Callable
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from gla_core.limits import host_limits
+from gla_core.sampling import DELIMITER, EXAMPLE, layout
+from gla_core.session import LiveRun, ResultStore
+from gla_core.spec import DELIMITERS, PromptSpec, SpecError, list_presets, load_preset
+from gla_core import theory
+from gla_core.train import ANALYTIC_KEY, GATINGS, TrainConfig, Trainer
+
+# torch's thread pool is process-wide: split the machine's cores between the runs allowed at once.
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+torch.set_num_threads(max(1, CORES // host_limits().max_concurrent_runs))
+
+POLL_SECONDS = 0.5          # how often a page refreshes while its run is alive
+STEP_SIZE = 25              # steps one press of Step trains (one evaluation interval)
+STEPPING_WALL_SECONDS = 4 * 3600.0  # a run that may pause is limited by its computing time instead
+RESULT_CAPACITY = 256       # finished runs kept for every session to reuse
+CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+TEACHER_CSS = """
+<style>
+[class*="st-key-hidden_"] { display: none !important; }
+</style>
+"""
+PROJECTOR_CSS = """
+<style>
+.stApp { font-size: 1.3rem; }
+.stApp h1 { font-size: 3rem; }
+.stApp .stMarkdown p, .stApp label p, .stApp .stCaption { font-size: 1.3rem !important; }
+.stApp .katex { font-size: 1.35em; }
+</style>
+"""
+
+
+# ---------------------------------------------------------------- process-wide resources
+@st.cache_resource
+def training_slots() -> threading.Semaphore:
+    """The cap on trainings computing at once in this server process, shared by every session."""
+    return threading.Semaphore(host_limits().max_concurrent_runs)
+
+
+@st.cache_resource
+def result_store() -> ResultStore:
+    """Finished results every session can reuse (e.g. the overlays of a sweep)."""
+    return ResultStore(RESULT_CAPACITY)
+
+
+class SessionRuns:
+    """One browser session's live runs by purpose ('playground', 'depth', ...), each with a tag: the
+    settings it was started with, so a page can tell whether its controls still describe it."""
+
+    def __init__(self):
+        self._runs: dict[str, tuple[LiveRun, Any]] = {}
+
+    def get(self, purpose: str) -> LiveRun | None:
+        return self._runs.get(purpose, (None, None))[0]
+
+    def tag(self, purpose: str) -> Any:
+        return self._runs.get(purpose, (None, None))[1]
+
+    def replace(self, purpose: str, run: LiveRun | None = None, tag: Any = None) -> None:
+        """Stop the purpose's run, if any, and keep `run` in its place."""
+        old = self._runs.pop(purpose, None)
+        if old is not None:
+            old[0].stop()
+        if run is not None:
+            self._runs[purpose] = (run, tag)
+
+    def stop_all(self) -> None:
+        for run, _ in self._runs.values():
+            run.stop()
+        self._runs.clear()
+
+
+@st.cache_resource(scope="session", on_release=SessionRuns.stop_all, show_spinner=False)
+def session_runs() -> SessionRuns:
+    """This session's runs; released (and every run stopped) when the session ends."""
+    return SessionRuns()
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def analytic_for(spec_json: str) -> dict:
+    """theory.solve for a spec, cached by its JSON (identical specs are common across a class)."""
+    return theory.solve(PromptSpec.from_json(spec_json))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def landscape_for(spec_json: str) -> dict:
+    """The WPGD landscape of a two- or three-task spec (theory.landscape_two_tasks / _three_tasks)."""
+    spec = PromptSpec.from_json(spec_json)
+    return (theory.landscape_two_tasks if spec.num_tasks == 2 else theory.landscape_three_tasks)(spec)
+
+
+# ---------------------------------------------------------------- teacher mode and controls
+def teacher_mode() -> bool:
+    return bool(st.session_state.get("teacher", False))
+
+
+def apply_display_mode() -> None:
+    """The styles for hidden controls and, in teacher mode, projector-sized text."""
+    st.html(TEACHER_CSS + (PROJECTOR_CSS if teacher_mode() else ""))
+
+
+class Controls:
+    """The URL-bound widgets of one page. In teacher mode the teacher picks controls to hide: a
+    hidden control keeps working (its value still comes from the URL) but is not shown.
+
+    hideable: name -> label of what the teacher may hide; a widget belongs to the name given as
+    `hide_as` (several widgets can share one, e.g. every task's size), or else to its key.
+    """
+
+    def __init__(self, page: str, hideable: dict[str, str]):
+        self.hidden: set[str] = set()
+        if teacher_mode():
+            with st.sidebar:
+                self.hidden = set(st.multiselect(
+                    "Hide these controls", options=list(hideable), format_func=hideable.__getitem__,
+                    key=f"hide_{page}", bind="query-params",
+                    help="Hidden controls keep their values; the link keeps the choice."))
+
+    def __call__(self, widget: Callable, label: str, key: str, hide_as: str | None = None, **kwargs) -> Any:
+        hidden = (hide_as or key) in self.hidden
+        with st.container(key=f"hidden_{key}") if hidden else nullcontext():
+            return widget(label, key=key, bind="query-params", **kwargs)
+
+
+# ---------------------------------------------------------------- settings: presets, prompt, model, training
+MAX_TASK_CONTROLS = 8
+NEW_TASK = {"n": 10, "corr": 0.5}          # a task added beyond the preset's
+STEP_CHOICES = (25, 50, 100, 200, 300, 400, 600, 800, 1000, 1500, 2000, 3000, 5000, 10000)
+LR_CHOICES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+BATCH_CHOICES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+CONDITION_CHOICES = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0)
+GATING_NAMES = {"none": "none (linear attention)", "scalar": "scalar (one gate per token)",
+                "vector": "vector (one gate per coordinate)"}
+SETTING_LABELS = {
+    "data": "Data: dimension, number of tasks, noise, delimiters",
+    "task_detail": "Examples and relevance of each task",
+    "advanced": "Feature covariance and task correlation matrix",
+    "gating": "Gating", "layers": "Layers",
+    "training": "Training: steps, learning rate, batch, seed, device",
+}
+
+
+def _format_corr(corr) -> str:
+    return ", ".join(f"{c:g}" for c in corr) if isinstance(corr, list) else f"{corr:g}"
+
+
+def preset_settings(name: str) -> dict:
+    """Every control's value for a preset, keyed by the control's key (= its URL parameter)."""
+    preset = load_preset(name)
+    spec, model, train = preset["spec"], preset.get("model", {}), preset.get("train", {})
+    tasks = spec["tasks"] + [NEW_TASK] * (MAX_TASK_CONTROLS - len(spec["tasks"]))
+    per_coordinate = any(isinstance(task.get("corr"), list) for task in spec["tasks"])
+    values = {"d": spec["d"], "tasks": len(spec["tasks"]), "noise": spec.get("noise", 0.1),
+              "delimiter": spec.get("delimiter", "task"), "per_coord": per_coordinate,
+              "condition": spec.get("feature_condition", 1.0),
+              "task_corr": json.dumps(spec["task_corr"]) if spec.get("task_corr") else "",
+              "gating": model.get("gating", "scalar"), "layers": model.get("layers", 1)}
+    defaults = TrainConfig()
+    values.update({name: train.get(name, getattr(defaults, name)) for name in ("steps", "lr", "batch", "seed", "device")})
+    for k, task in enumerate(tasks, start=1):
+        corr = task.get("corr", 0.0)
+        values[f"n{k}"] = task["n"]
+        values[f"r{k}"] = float(np.mean(corr)) if isinstance(corr, list) else corr
+        values[f"rv{k}"] = _format_corr(corr if isinstance(corr, list) else [corr] * spec["d"])
+    return values
+
+
+def use_preset(preset_key: str = "preset") -> None:
+    """on_change of a preset box: every control jumps to the chosen preset's values."""
+    for key, value in preset_settings(st.session_state[preset_key]).items():
+        st.session_state[key] = value
+
+
+def preset_box(controls: "Controls", key: str = "preset") -> tuple[str, dict]:
+    """The preset chooser; returns its name and its settings, the defaults of every other control."""
+    names = list_presets()
+    name = controls(st.selectbox, "Preset", key, options=names, index=names.index("default"),
+                    format_func=lambda preset: load_preset(preset)["title"], on_change=use_preset, args=(key,))
+    return name, preset_settings(name)
+
+
+def _parse_corr_list(text: str, field: str) -> list[float]:
+    try:
+        return [float(part) for part in text.replace(";", ",").split(",") if part.strip()]
+    except ValueError:
+        raise SpecError(field, f"must be numbers separated by commas, got {text!r}") from None
+
+
+def prompt_settings(controls: "Controls", defaults: dict, max_tasks: int = MAX_TASK_CONTROLS) -> dict:
+    """Widgets for the prompt; returns the raw spec dict (PromptSpec.from_dict validates it).
+
+    Raises SpecError for text that does not even parse (a correlation list, the matrix)."""
+    d = controls(st.slider, "Dimension d", "d", hide_as="data", min_value=1, max_value=16, value=defaults["d"])
+    num_tasks = controls(st.slider, "Number of tasks K", "tasks", hide_as="data", min_value=1, max_value=max_tasks,
+                         value=min(defaults["tasks"], max_tasks))
+    noise = controls(st.slider, "Label noise σ", "noise", hide_as="data", min_value=0.0, max_value=2.0, step=0.05,
+                     value=float(defaults["noise"]))
+    delimiter = controls(st.radio, "Delimiters", "delimiter", hide_as="data", options=list(DELIMITERS),
+                         index=list(DELIMITERS).index(defaults["delimiter"]), horizontal=True,
+                         help="task: each delimiter has its own feature, so its own gate; shared: one flag for all; "
+                              "none: no delimiter tokens.")
+    per_coordinate = controls(st.toggle, "Relevance per coordinate", "per_coord", hide_as="task_detail",
+                              value=defaults["per_coord"],
+                              help="Give each task d correlations (one per coordinate) instead of one number.")
+    tasks, problems = [], []
+    for k in range(1, num_tasks + 1):
+        n = controls(st.slider, f"Task {k}: examples", f"n{k}", hide_as="task_detail", min_value=1, max_value=64,
+                     value=int(defaults[f"n{k}"]))
+        if per_coordinate:
+            text = controls(st.text_input, f"Task {k}: relevance per coordinate", f"rv{k}", hide_as="task_detail",
+                            value=defaults[f"rv{k}"])
+            corr = _parse_corr_list(text, f"tasks[{k - 1}].corr")
+        else:
+            corr = controls(st.slider, f"Task {k}: relevance r{k} (correlation with the query task)", f"r{k}",
+                            hide_as="task_detail", min_value=-1.0, max_value=1.0, step=0.05,
+                            value=float(defaults[f"r{k}"]))
+        tasks.append({"n": n, "corr": corr})
+    with st.expander("Advanced: features and task correlations"):
+        condition = controls(st.select_slider, "Feature covariance condition number", "condition",
+                             hide_as="advanced", options=list(CONDITION_CHOICES), value=float(defaults["condition"]),
+                             help="1: isotropic features (Σ = I). Larger: feature variances spread geometrically, "
+                                  "and the optimal preconditioner P* stops being a multiple of I.")
+        matrix_text = controls(st.text_area, "Task correlation matrix (optional)", "task_corr", hide_as="advanced",
+                               value=defaults["task_corr"], height=90,
+                               placeholder="[[1, 0.3, 0.2], [0.3, 1, 0.9], [0.2, 0.9, 1]]",
+                               help="JSON, (K+1)×(K+1), tasks in prompt order then the query. Must be symmetric, "
+                                    "positive semi-definite, ones on the diagonal. Replaces the relevance sliders.")
+    spec = {"d": d, "noise": noise, "delimiter": delimiter, "tasks": tasks, "feature_condition": condition}
+    if matrix_text.strip():
+        try:
+            spec["task_corr"] = json.loads(matrix_text)
+        except json.JSONDecodeError as error:
+            raise SpecError("task_corr", f"is not valid JSON ({error.msg})") from None
+        spec["tasks"] = [{"n": task["n"]} for task in tasks]
+    return spec
+
+
+def validated_spec(spec_dict: dict) -> PromptSpec:
+    """PromptSpec.from_dict plus this host's token limit."""
+    spec = PromptSpec.from_dict(spec_dict)
+    limit = host_limits().max_tokens
+    if spec.num_tokens > limit:
+        raise SpecError("tasks", f"the prompt has {spec.num_tokens} tokens; this server allows at most {limit}")
+    return spec
+
+
+def model_settings(controls: "Controls", defaults: dict, with_layers: bool = True) -> dict:
+    gating = controls(st.radio, "Gating", "gating", options=list(GATINGS), format_func=GATING_NAMES.__getitem__,
+                      index=list(GATINGS).index(defaults["gating"]))
+    settings = {"gating": gating}
+    if with_layers:
+        settings["layers"] = controls(st.slider, "Layers (= WPGD steps)", "layers", min_value=1, max_value=4,
+                                      value=int(defaults["layers"]))
+    return settings
+
+
+def training_settings(controls: "Controls", defaults: dict) -> dict:
+    limits = host_limits()
+    steps_choices = [steps for steps in STEP_CHOICES if steps <= limits.max_steps] or [limits.max_steps]
+    batch_choices = [batch for batch in BATCH_CHOICES if batch <= limits.max_batch] or [limits.max_batch]
+    devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+    def nearest(choices, value):
+        return min(choices, key=lambda choice: abs(choice - value))
+
+    return {
+        "steps": controls(st.select_slider, "Training steps", "steps", hide_as="training", options=steps_choices,
+                          value=nearest(steps_choices, defaults["steps"])),
+        "lr": controls(st.select_slider, "Learning rate", "lr", hide_as="training", options=list(LR_CHOICES),
+                       value=nearest(LR_CHOICES, defaults["lr"])),
+        "batch": controls(st.select_slider, "Batch (prompts per step)", "batch", hide_as="training",
+                          options=batch_choices, value=nearest(batch_choices, defaults["batch"])),
+        "seed": controls(st.number_input, "Seed", "seed", hide_as="training", min_value=0, max_value=2**31 - 1,
+                         value=int(defaults["seed"]), step=1),
+        "device": controls(st.selectbox, "Device", "device", hide_as="training", options=devices,
+                           index=devices.index(defaults["device"]) if defaults["device"] in devices else 0),
+    }
+
+
+def on_phone() -> bool:
+    """A phone browser (by its user agent): pages show precomputed results instead of training."""
+    return "Mobi" in (st.context.headers.get("User-Agent") or "")
+
+
+# ---------------------------------------------------------------- messages and charts
+def show_invalid(error: Exception) -> None:
+    """An invalid setting, said plainly, in place of the figure it would have drawn."""
+    field, _, message = str(error).partition(": ")
+    st.error(f"**This setting cannot be used** — `{field}`: {message}" if message else str(error), icon="⚠️")
+
+
+def chart(figure: go.Figure, description: str, key: str | None = None) -> None:
+    """A Plotly chart with its plain-words description underneath (also read by screen readers);
+    larger fonts for a projector in teacher mode."""
+    if teacher_mode():
+        figure.update_layout(font={"size": 18}, height=int((figure.layout.height or 360) * 1.2))
+    st.plotly_chart(figure, config=CHART_CONFIG, key=key, width="stretch")
+    st.caption(description)
+
+
+def token_labels(spec: PromptSpec) -> list[str]:
+    """Short unique names of the prompt's tokens: 'T2·3' (task 2, its example 3), 'D2' (delimiter
+    after task 2), 'Q' (the query)."""
+    prompt = layout(spec)
+    labels, counts = [], np.zeros(spec.num_tasks, dtype=int)
+    for kind, task in zip(prompt.kind, prompt.task):
+        if kind == EXAMPLE:
+            counts[task] += 1
+            labels.append(f"T{task + 1}·{counts[task]}")
+        else:
+            labels.append(f"D{task + 1}" if kind == DELIMITER else "Q")
+    return labels
+
+
+def analytic_risks(analytic: dict, gating: str) -> dict[str, float]:
+    """The risks a training curve is compared with (figures.ANALYTIC_LINES keys)."""
+    risks = {"zero": analytic["zero"]["risk"], "linear_attention": analytic["linear_attention"]["risk"],
+             "optimal": analytic["optimal"]["risk"]}
+    if gating != "none":
+        risks["reachable"] = analytic[ANALYTIC_KEY[gating]]["risk"]
+    return risks
+
+
+# ---------------------------------------------------------------- runs
+def build_trainers(spec: PromptSpec, configs: list[TrainConfig]) -> list[Trainer]:
+    analytic = analytic_for(spec.to_json())
+    return [Trainer(spec, config, analytic=analytic) for config in configs]
+
+
+def start_run(purpose: str, spec: PromptSpec, configs: list[TrainConfig], tag: Any = None,
+              step_budget: int | None = None, on_trainer_finished: Callable[[Trainer], None] | None = None) -> LiveRun:
+    """Start a background run of one model per config, in place of this session's run for `purpose`."""
+    run = LiveRun(build_trainers(spec, configs), training_slots(), host_limits().max_seconds,
+                  step_budget=step_budget, on_trainer_finished=on_trainer_finished)
+    session_runs().replace(purpose, run, tag)
+    return run.start()
+
+
+def train_config(step_mode: bool, **settings) -> TrainConfig:
+    """A TrainConfig for the app: the command line's defaults, the host's time limit (a run that may
+    pause gets a long wall-clock limit; its computing time is limited by the LiveRun)."""
+    wall = STEPPING_WALL_SECONDS if step_mode else host_limits().max_seconds
+    return TrainConfig(max_seconds=wall, **settings).validate()
+
+
+def live_panel(run: LiveRun | None, draw: Callable[[LiveRun | None], None]) -> None:
+    """Draw `draw(run)` in a fragment that refreshes every POLL_SECONDS while the run computes, and
+    reruns the whole page exactly once when it pauses or ends (so buttons and exports catch up)."""
+    computing = run is not None and run.phase in ("waiting", "running")
+
+    @st.fragment(run_every=POLL_SECONDS if computing else None)
+    def panel() -> None:
+        draw(run)
+        if computing and run.phase in ("paused", "ended"):
+            seen = ("refreshed", run.id, run.version)
+            if st.session_state.get("last_refresh") != seen:  # the rerun below runs this again: once only
+                st.session_state["last_refresh"] = seen
+                st.rerun()
+
+    panel()
+
+
+def status_line(run: LiveRun) -> None:
+    """Progress bar with step count and time left, or what the run is waiting for."""
+    trainer = run.current
+    snapshot = trainer.snapshot()
+    phase = run.phase
+    position = f" (model {run.trainers.index(trainer) + 1} of {len(run.trainers)})" if len(run.trainers) > 1 else ""
+    if phase == "waiting":
+        st.info(f"Waiting for a free training slot{position} — the server trains "
+                f"{host_limits().max_concurrent_runs} models at a time. It starts by itself.", icon="⏳")
+        return
+    fraction = snapshot.step / max(snapshot.total_steps, 1)
+    seconds = run.active_seconds()
+    if phase == "running":
+        left = seconds / snapshot.step * (snapshot.total_steps - snapshot.step) if snapshot.step else float("nan")
+        when = f"about {left:.0f} s left" if np.isfinite(left) else "estimating time left"
+        text = f"Training{position}: step {snapshot.step} of {snapshot.total_steps} · {when}"
+    elif phase == "paused":
+        text = f"Paused at step {snapshot.step} of {snapshot.total_steps} — Step for {STEP_SIZE} more, Train to finish"
+    else:
+        text = f"{ended_status(run, snapshot)} · {snapshot.step} steps in {seconds:.1f} s of training"
+    st.progress(min(fraction, 1.0), text=text)
+
+
+def ended_status(run: LiveRun, snapshot) -> str:
+    if run.reason:
+        return run.reason.capitalize()
+    return {"finished": "Finished", "stopped": "Stopped", "diverged": "Diverged", "time limit": "Time limit",
+            "error": "Failed"}.get(snapshot.status, snapshot.status.capitalize())
+
+
+# ---------------------------------------------------------------- exports
+def history_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=["step", "seconds", "train_loss", "test_risk", "cosine"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def weights_csv(spec: PromptSpec, analytic: dict, gating: str, induced_per_layer: list) -> str:
+    """One row per example (and key coordinate for vector gates): analytic and induced weights."""
+    target = np.asarray(analytic[ANALYTIC_KEY[gating]]["omega"], dtype=float)
+    optimal = np.asarray(analytic["optimal"]["omega"], dtype=float)
+    induced = [np.asarray(layer, dtype=float) for layer in induced_per_layer]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    per_coordinate = target.ndim == 2
+    writer.writerow(["example", "task"] + (["coordinate"] if per_coordinate else [])
+                    + ["optimal_wpgd", f"best_{ANALYTIC_KEY[gating]}"] + [f"induced_layer_{l + 1}" for l in range(len(induced))])
+    for i, task in enumerate(spec.example_task):
+        for c in range(target.shape[1] if per_coordinate else 1):
+            where = (i, c) if per_coordinate else (i,)
+            writer.writerow([i + 1, int(task) + 1] + ([c + 1] if per_coordinate else [])
+                            + [optimal[i], target[where]] + [layer[where] if layer.shape == target.shape else layer[i]
+                                                              for layer in induced])
+    return out.getvalue()
+
+
+def cli_command(spec: PromptSpec, preset: str | None, config: TrainConfig) -> str:
+    """The command line that trains the same run (`python -m gla_core train`, same JSON out)."""
+    options = (f"--gating {config.gating} --layers {config.layers} --steps {config.steps} --lr {config.lr:g} "
+               f"--batch {config.batch} --seed {config.seed} --device {config.device} --out run.json")
+    if preset is not None:
+        return f"python -m gla_core train --preset {preset} {options}"
+    spec_text = json.dumps(spec.to_dict())
+    return f"echo {shlex.quote(spec_text)} > spec.json\npython -m gla_core train spec.json {options}"
+
+
+def run_json(trainer: Trainer) -> str:
+    return json.dumps(trainer.result(), indent=2)

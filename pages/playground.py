@@ -1,0 +1,184 @@
+"""Playground: train a GLA live and watch its gates turn into the optimal WPGD weights."""
+import json
+
+import numpy as np
+import streamlit as st
+
+import lab_ui
+from gla_core import figures
+from gla_core.spec import SpecError, load_preset, preset_spec
+from gla_core.train import ANALYTIC_KEY
+
+PURPOSE = "playground"
+
+controls = lab_ui.Controls(PURPOSE, {"preset": "Preset", **lab_ui.SETTING_LABELS, "exports": "Exports"})
+
+st.title("Playground")
+st.markdown("Choose a prompt and a model, press **Train**, and watch the gates of a gated linear attention model "
+            "learn **how much each in-context example counts** — and compare that with the weights the theory "
+            "says are optimal.")
+
+with st.sidebar:
+    preset, defaults = lab_ui.preset_box(controls)
+    st.header("Data")
+    try:
+        spec_dict, text_problem = lab_ui.prompt_settings(controls, defaults), None
+    except SpecError as error:
+        spec_dict, text_problem = None, error
+    st.header("Model")
+    model_settings = lab_ui.model_settings(controls, defaults)
+    st.header("Training")
+    training_settings = lab_ui.training_settings(controls, defaults)
+
+settings = {**model_settings, **training_settings}
+try:
+    if text_problem is not None:
+        raise text_problem
+    spec = lab_ui.validated_spec(spec_dict)
+    config = lab_ui.train_config(False, **settings)
+except SpecError as error:
+    lab_ui.show_invalid(error)
+    st.stop()
+
+st.info(f"**{load_preset(preset)['title']}.** {load_preset(preset)['description']}"
+        if spec == preset_spec(preset) else "**Your own prompt** (changed from the preset).", icon="📋")
+tag = (spec.to_json(), json.dumps(settings, sort_keys=True))
+runs = lab_ui.session_runs()
+run = runs.get(PURPOSE)
+same_settings = run is not None and runs.tag(PURPOSE) == tag
+
+
+# ---------------------------------------------------------------- buttons
+# Callbacks run before the next page run, with this run's settings (the ones the user saw).
+def train() -> None:
+    if same_settings and run.alive:
+        run.resume()
+    else:
+        lab_ui.start_run(PURPOSE, spec, [config], tag)
+
+
+def step() -> None:
+    if same_settings and run.alive:
+        run.grant(lab_ui.STEP_SIZE)
+    else:
+        lab_ui.start_run(PURPOSE, spec, [lab_ui.train_config(True, **settings)], tag, step_budget=lab_ui.STEP_SIZE)
+
+
+def stop() -> None:
+    run.stop()
+
+
+def reset() -> None:
+    runs.replace(PURPOSE)
+
+
+if lab_ui.on_phone():
+    st.warning("On a phone the Playground shows the theory for the chosen preset; open it on a larger screen "
+               "to train models live.", icon="📱")
+else:
+    computing = same_settings and run.phase in ("waiting", "running")
+    train_col, step_col, stop_col, reset_col = st.columns(4)
+    train_col.button("Train", on_click=train, disabled=computing, type="primary", width="stretch",
+                     help="Train the model to the end (or finish a paused run).")
+    step_col.button(f"Step ({lab_ui.STEP_SIZE})", on_click=step, disabled=computing, width="stretch",
+                    help=f"Train {lab_ui.STEP_SIZE} steps, then pause.")
+    stop_col.button("Stop", on_click=stop, disabled=run is None or not run.alive, width="stretch")
+    reset_col.button("Reset", on_click=reset, disabled=run is None, width="stretch",
+                     help="Forget the run and start over.")
+
+
+# ---------------------------------------------------------------- the live panel
+def draw(run) -> None:
+    shown = run is not None and (run.alive or same_settings)
+    if shown:
+        trainer = run.current
+        shown_spec, analytic, gating = trainer.spec, trainer.analytic, trainer.config.gating
+        snapshot, history = trainer.snapshot(), trainer.history_rows()
+        if not same_settings:
+            st.caption("These charts show the run in progress; your settings have changed since it started. "
+                       "Press Train to start a run with the new settings.")
+        lab_ui.status_line(run)
+    else:
+        shown_spec, analytic, gating = spec, lab_ui.analytic_for(spec.to_json()), settings["gating"]
+        snapshot, history = None, []
+    target_key = ANALYTIC_KEY[gating]
+    trained = snapshot is not None and bool(snapshot.induced_weights)
+    risks = lab_ui.analytic_risks(analytic, gating)
+
+    cells = st.columns(4)
+    cells[0].metric("Trained test risk", f"{snapshot.test_risk:.3f}" if trained else "—",
+                    delta=f"{snapshot.test_risk - risks.get('reachable', risks['linear_attention']):+.3f} vs target"
+                    if trained else None, delta_color="inverse")
+    cells[1].metric("Best this model can reach", f"{analytic[target_key]['risk']:.3f}")
+    cells[2].metric("Optimal WPGD", f"{risks['optimal']:.3f}")
+    cells[3].metric("Cosine (induced, target)", f"{snapshot.cosine:.3f}" if trained else "—")
+    for note in analytic.get("notes", []):
+        st.caption(f"ℹ️ {note}")
+
+    references = {f"best {lab_ui.GATING_NAMES[gating].split(' (')[0]}-gated weights" if gating != "none"
+                  else "linear attention weights (all equal)": analytic[target_key]["omega"]}
+    if gating != "vector" and not np.allclose(analytic["optimal"]["omega"], analytic[target_key]["omega"], atol=1e-3):
+        references["optimal WPGD ω*"] = analytic["optimal"]["omega"]
+    induced = snapshot.induced_weights[0] if trained else None
+    figure_col, text_col = st.columns([2.3, 1])
+    with figure_col:
+        lab_ui.chart(figures.token_weights(shown_spec.example_task, references, induced),
+                     "Bars: the weight the trained model's gates give each in-context example (first layer), "
+                     "coloured by task. Markers: the analytic weights. Dotted lines: delimiter tokens.",
+                     key="weights_chart")
+    with text_col:
+        st.markdown("**Gating is weighting.** A one-layer GLA predicts")
+        st.latex(r"\hat y = x^\top P \sum_i \omega_i\, y_i\, x_i")
+        st.markdown("where each example's weight is the product of the gates that come after it:")
+        st.latex(r"\omega_i = \prod_{j>i} g(z_j)")
+        st.markdown("Both are scaled so the largest weight is 1.")
+
+    figure_col, text_col = st.columns([2.3, 1])
+    with figure_col:
+        lab_ui.chart(figures.risk_curve(history, risks, total_steps=snapshot.total_steps if snapshot else None),
+                     "Green: the trained model's test risk over training. Horizontal lines: the risk of predicting 0, "
+                     "the best linear attention, the best this gating can reach, and optimal one-step WPGD.",
+                     key="risk_chart")
+    with text_col:
+        st.markdown("**Risk.** The population risk of one WPGD step, for weights ω and preconditioner P:")
+        st.latex(r"L(P,\omega)=\mathbb{E}\,(\hat y - y)^2")
+        st.markdown("Optimal WPGD minimises it over all ω; gates can only make weights that never shrink "
+                    "toward the query, so GLA may stop above it.")
+
+    if history:
+        cosine_col, gates_col = st.columns(2)
+        with cosine_col:
+            lab_ui.chart(figures.cosine_curve(history),
+                         "Cosine similarity between the induced and target weights over training; 1 means the "
+                         "same weights up to scale.", key="cosine_chart")
+        with gates_col:
+            if snapshot.gates and snapshot.gates[0] is not None:
+                coordinates = ([f"x{c + 1}" for c in range(shown_spec.d)] + ["y"]
+                               + [f"delimiter feature {c + 1}" for c in range(shown_spec.delimiter_width)])
+                lab_ui.chart(figures.gate_values(snapshot.gates, lab_ui.token_labels(shown_spec), coordinates),
+                             "Mean gate value of every token in every layer (T2·3: task 2, example 3; D2: delimiter "
+                             "after task 2; Q: query). Small gates forget what came before.", key="gates_chart")
+            else:
+                st.caption("Linear attention has no gates: every gate is 1, so every example counts the same.")
+
+
+lab_ui.live_panel(run, draw)
+
+
+# ---------------------------------------------------------------- exports
+if run is not None and run.phase in ("paused", "ended") and "exports" not in controls.hidden:
+    trainer = run.current
+    with st.expander("Export this run"):
+        json_col, history_col, weights_col = st.columns(3)
+        json_col.download_button("Run JSON", data=lambda: lab_ui.run_json(trainer), file_name="run.json",
+                                 mime="application/json", on_click="ignore", width="stretch",
+                                 help="Same format as `python -m gla_core train --out`.")
+        history_col.download_button("History CSV", data=lambda: lab_ui.history_csv(trainer.history_rows()),
+                                    file_name="history.csv", mime="text/csv", on_click="ignore", width="stretch")
+        weights_col.download_button("Weights CSV", data=lambda: lab_ui.weights_csv(
+            trainer.spec, trainer.analytic, trainer.config.gating, trainer.snapshot().induced_weights),
+            file_name="weights.csv", mime="text/csv", on_click="ignore", width="stretch")
+        st.markdown("The same run from the command line:")
+        run_preset = preset if trainer.spec == preset_spec(preset) else None
+        st.code(lab_ui.cli_command(trainer.spec, run_preset, trainer.config), language="bash")
+        st.caption("Each chart saves itself as a PNG: use the camera icon at its top right.")

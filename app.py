@@ -8,18 +8,19 @@ import streamlit as st
 
 import lab_ui
 
-st.set_page_config(page_title="GLA Lab", page_icon="🔀", layout="wide", initial_sidebar_state="expanded")
+st.set_page_config(page_title="GLA Lab", page_icon=":material/call_split:", layout="wide", initial_sidebar_state="expanded")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/playground.py", title="Playground", icon="🧪", url_path="playground"),
-    st.Page("pages/landscape.py", title="Landscape", icon="⛰️", url_path="landscape"),
-    st.Page("pages/gating_vs_linear.py", title="Gating vs linear attention", icon="⚖️", url_path="gating"),
-    st.Page("pages/depth.py", title="Depth", icon="🪜", url_path="depth"),
-    st.Page("pages/recurrence.py", title="Inside the recurrence", icon="🔁", url_path="recurrence"),
+    st.Page("app_pages/home.py", title="Home: gating is weighting", icon=":material/home:", default=True),
+    st.Page("app_pages/playground.py", title="Playground", icon=":material/science:", url_path="playground"),
+    st.Page("app_pages/landscape.py", title="Landscape", icon=":material/landscape:", url_path="landscape"),
+    st.Page("app_pages/gating_vs_linear.py", title="Gating vs linear attention", icon=":material/balance:",
+            url_path="gating"),
+    st.Page("app_pages/depth.py", title="Depth", icon=":material/stacks:", url_path="depth"),
+    st.Page("app_pages/recurrence.py", title="Inside the recurrence", icon=":material/replay:", url_path="recurrence"),
 ]
 
-page = st.navigation(PAGES, position="top")
+page = st.navigation(PAGES)
 with st.sidebar:
     st.toggle("Teacher mode", key="teacher", bind="query-params",
               help="Larger text for a projector, and a choice of controls to hide. The link keeps it.")

@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import threading
+from dataclasses import asdict
 from contextlib import nullcontext
 from typing import Any, Callable
 
@@ -36,9 +37,12 @@ STEP_SIZE = 25              # steps one press of Step trains (one evaluation int
 STEPPING_WALL_SECONDS = 4 * 3600.0  # a run that may pause is limited by its computing time instead
 RESULT_CAPACITY = 256       # finished runs kept for every session to reuse
 CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
-TEACHER_CSS = """
+BASE_CSS = """
 <style>
+/* Hidden controls (teacher mode) keep working but take no space. */
 [class*="st-key-hidden_"] { display: none !important; }
+/* Narrower side padding: charts get the width on a 1024 px projector. */
+.stMainBlockContainer { padding-left: 2rem; padding-right: 2rem; padding-top: 2.5rem; }
 </style>
 """
 PROJECTOR_CSS = """
@@ -117,7 +121,7 @@ def teacher_mode() -> bool:
 
 def apply_display_mode() -> None:
     """The styles for hidden controls and, in teacher mode, projector-sized text."""
-    st.html(TEACHER_CSS + (PROJECTOR_CSS if teacher_mode() else ""))
+    st.html(BASE_CSS + (PROJECTOR_CSS if teacher_mode() else ""))
 
 
 class Controls:
@@ -161,7 +165,8 @@ SETTING_LABELS = {
 }
 
 
-def _format_corr(corr) -> str:
+def format_corr(corr) -> str:
+    """A correlation as text: 0.5, or a per-coordinate list as 0.9, 0.9, 0."""
     return ", ".join(f"{c:g}" for c in corr) if isinstance(corr, list) else f"{corr:g}"
 
 
@@ -182,7 +187,7 @@ def preset_settings(name: str) -> dict:
         corr = task.get("corr", 0.0)
         values[f"n{k}"] = task["n"]
         values[f"r{k}"] = float(np.mean(corr)) if isinstance(corr, list) else corr
-        values[f"rv{k}"] = _format_corr(corr if isinstance(corr, list) else [corr] * spec["d"])
+        values[f"rv{k}"] = format_corr(corr if isinstance(corr, list) else [corr] * spec["d"])
     return values
 
 
@@ -192,10 +197,10 @@ def use_preset(preset_key: str = "preset") -> None:
         st.session_state[key] = value
 
 
-def preset_box(controls: "Controls", key: str = "preset") -> tuple[str, dict]:
+def preset_box(controls: "Controls", key: str = "preset", default: str = "default") -> tuple[str, dict]:
     """The preset chooser; returns its name and its settings, the defaults of every other control."""
     names = list_presets()
-    name = controls(st.selectbox, "Preset", key, options=names, index=names.index("default"),
+    name = controls(st.selectbox, "Preset", key, options=names, index=names.index(default),
                     format_func=lambda preset: load_preset(preset)["title"], on_change=use_preset, args=(key,))
     return name, preset_settings(name)
 
@@ -307,7 +312,7 @@ def on_phone() -> bool:
 def show_invalid(error: Exception) -> None:
     """An invalid setting, said plainly, in place of the figure it would have drawn."""
     field, _, message = str(error).partition(": ")
-    st.error(f"**This setting cannot be used** — `{field}`: {message}" if message else str(error), icon="⚠️")
+    st.error(f"**This setting cannot be used** — `{field}`: {message}" if message else str(error), icon=":material/warning:")
 
 
 def chart(figure: go.Figure, description: str, key: str | None = None) -> None:
@@ -343,18 +348,29 @@ def analytic_risks(analytic: dict, gating: str) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------- runs
-def build_trainers(spec: PromptSpec, configs: list[TrainConfig]) -> list[Trainer]:
-    analytic = analytic_for(spec.to_json())
-    return [Trainer(spec, config, analytic=analytic) for config in configs]
-
-
-def start_run(purpose: str, spec: PromptSpec, configs: list[TrainConfig], tag: Any = None,
+def start_run(purpose: str, jobs: list[tuple[PromptSpec, TrainConfig]], tag: Any = None,
               step_budget: int | None = None, on_trainer_finished: Callable[[Trainer], None] | None = None) -> LiveRun:
-    """Start a background run of one model per config, in place of this session's run for `purpose`."""
-    run = LiveRun(build_trainers(spec, configs), training_slots(), host_limits().max_seconds,
+    """Start a background run that trains one model per (spec, config) job, one after another, in
+    place of this session's run for `purpose`."""
+    trainers = [Trainer(spec, config, analytic=analytic_for(spec.to_json())) for spec, config in jobs]
+    run = LiveRun(trainers, training_slots(), host_limits().max_seconds,
                   step_budget=step_budget, on_trainer_finished=on_trainer_finished)
     session_runs().replace(purpose, run, tag)
     return run.start()
+
+
+def result_key(spec: PromptSpec, config: TrainConfig) -> str:
+    """What makes two runs the same run (the time limit aside), as a result_store key."""
+    settings = {name: value for name, value in asdict(config).items() if name != "max_seconds"}
+    return json.dumps([spec.to_dict(), settings], sort_keys=True)
+
+
+def store_finished(store: ResultStore) -> Callable[[Trainer], None]:
+    """An on_trainer_finished hook keeping runs that completed (or diverged: that is their outcome too)."""
+    def keep(trainer: Trainer) -> None:
+        if trainer.snapshot().status in ("finished", "diverged"):
+            store.put(result_key(trainer.spec, trainer.config), trainer.result())
+    return keep
 
 
 def train_config(step_mode: bool, **settings) -> TrainConfig:
@@ -389,7 +405,7 @@ def status_line(run: LiveRun) -> None:
     position = f" (model {run.trainers.index(trainer) + 1} of {len(run.trainers)})" if len(run.trainers) > 1 else ""
     if phase == "waiting":
         st.info(f"Waiting for a free training slot{position} — the server trains "
-                f"{host_limits().max_concurrent_runs} models at a time. It starts by itself.", icon="⏳")
+                f"{host_limits().max_concurrent_runs} models at a time. It starts by itself.", icon=":material/hourglass_top:")
         return
     fraction = snapshot.step / max(snapshot.total_steps, 1)
     seconds = run.active_seconds()

@@ -35,10 +35,13 @@ def task_colour(k: int) -> str:
 
 
 def _style(fig: go.Figure, title: str, x_title: str = "", y_title: str = "", height: int = 360) -> go.Figure:
+    """The house style: title top left, legend under the plot (it never covers data or title)."""
+    plot_height = height - 90
+    below_axis = (62 if x_title else 30) / plot_height   # clear of the tick labels and the axis title
     fig.update_layout(
-        title={"text": title, "x": 0.0, "xanchor": "left"},
-        template="plotly_white", height=height, margin={"l": 60, "r": 20, "t": 60, "b": 50},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 1.0, "xanchor": "right"},
+        title={"text": title, "x": 0.0, "xanchor": "left", "y": 0.98, "yanchor": "top"},
+        template="plotly_white", height=height, margin={"l": 60, "r": 20, "t": 50, "b": 40},
+        legend={"orientation": "h", "yanchor": "top", "y": -below_axis, "x": 0.0, "xanchor": "left"},
         hovermode="closest", font={"size": 13},
     )
     if x_title:
@@ -243,13 +246,16 @@ def matrix_heatmap(matrix: Sequence[Sequence[float]], title: str, labels: Sequen
     return fig
 
 
-def sweep_chart(x: Sequence[float], risks: Mapping[str, Sequence[float]], x_title: str,
+def sweep_chart(x: Sequence, risks: Mapping[str, Sequence[float]], x_title: str,
                 gating_wins: Sequence[bool] | None = None, trained: Mapping[str, Sequence[tuple]] | None = None,
                 title: str = "Analytic risk as the setting changes") -> go.Figure:
-    """Risk of each model along a sweep (key of ANALYTIC_LINES or free label -> risks), the stretch
-    where gating beats linear attention shaded, and trained models as markers (label -> (x, risk))."""
+    """Risk of each model along a sweep (solve() key -> risks), the stretch where gating beats linear
+    attention shaded, and trained models as markers (solve() key -> [(x, test risk)]). x may be
+    numbers or labels (e.g. task orders)."""
+    labels = [str(value) for value in x] if any(isinstance(value, str) for value in x) else None
+    position = {value: index for index, value in enumerate(x)}
+    x_plot = np.arange(len(x), dtype=float) if labels else np.asarray(x, dtype=float)
     fig = go.Figure()
-    x = np.asarray(x, dtype=float)
     styles = {
         "optimal": ("optimal WPGD", BLACK, "solid"),
         "scalar_gla": ("scalar-gated GLA (best)", BLUE, "dashdot"),
@@ -257,26 +263,32 @@ def sweep_chart(x: Sequence[float], risks: Mapping[str, Sequence[float]], x_titl
         "linear_attention": ("linear attention (best)", VERMILLION, "dash"),
     }
     if gating_wins is not None:
+        spacing = np.diff(x_plot)
         for start, stop in _runs_of_true(gating_wins):
-            half = (x[1] - x[0]) / 2 if len(x) > 1 else 0.5
-            fig.add_vrect(x0=x[start] - half, x1=x[stop - 1] + half, fillcolor=SKY, opacity=0.15, line_width=0,
-                          annotation_text="gating wins", annotation_position="top left")
+            left = spacing[start - 1] / 2 if start > 0 else (spacing[0] / 2 if len(spacing) else 0.5)
+            right = spacing[stop - 1] / 2 if stop - 1 < len(spacing) else left
+            fig.add_vrect(x0=x_plot[start] - left, x1=x_plot[stop - 1] + right, fillcolor=SKY, opacity=0.18,
+                          line_width=0, annotation_text="gating wins", annotation_position="top left")
+    hover_x = "%{text}" if labels else "%{x:.3g}"
     for key, values in risks.items():
         label, colour, dash = styles.get(key, (key, GREY, "solid"))
-        fig.add_trace(go.Scatter(x=x, y=values, mode="lines+markers", name=label,
+        fig.add_trace(go.Scatter(x=x_plot, y=values, text=labels, mode="lines+markers", name=label,
                                  line={"color": colour, "dash": dash, "width": 2.5}, marker={"size": 6},
-                                 hovertemplate=f"{label}<br>%{{x:.3g}}: risk %{{y:.4f}}<extra></extra>"))
+                                 hovertemplate=f"{label}<br>{hover_x}: risk %{{y:.4f}}<extra></extra>"))
     markers = {"linear_attention": ("trained linear attention", VERMILLION, "x"),
                "scalar_gla": ("trained scalar GLA", BLUE, "circle-open"),
                "vector_gla": ("trained vector GLA", GREEN, "square-open")}
     for key, points in (trained or {}).items():
         if points:
             label, colour, symbol = markers.get(key, (key, GREY, "circle"))
-            px, py = zip(*points)
-            fig.add_trace(go.Scatter(x=px, y=py, mode="markers", name=label,
-                                     marker={"color": colour, "symbol": symbol, "size": 12, "line": {"width": 2}},
-                                     hovertemplate=f"{label}<br>%{{x:.3g}}: test risk %{{y:.4f}}<extra></extra>"))
-    return _style(fig, title, x_title, "population risk", height=420)
+            px = [position[value] if labels else value for value, _ in points]
+            fig.add_trace(go.Scatter(x=px, y=[risk for _, risk in points], mode="markers", name=label,
+                                     marker={"color": colour, "symbol": symbol, "size": 13, "line": {"width": 2}},
+                                     hovertemplate=f"{label}<br>test risk %{{y:.4f}}<extra></extra>"))
+    fig = _style(fig, title, x_title, "population risk", height=430)
+    if labels:
+        fig.update_xaxes(tickvals=list(x_plot), ticktext=labels)
+    return fig
 
 
 def _runs_of_true(flags: Sequence[bool]) -> list[tuple[int, int]]:

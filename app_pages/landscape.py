@@ -38,7 +38,7 @@ except SpecError as error:
 analytic = lab_ui.analytic_for(spec.to_json())
 if analytic["flags"]["uncorrelated"]:
     st.warning("No task is related to the query task (every relevance is 0): every weighting has the same risk, "
-               "so there is no unique optimum. Move a relevance slider away from 0.", icon="⚠️")
+               "so there is no unique optimum. Move a relevance slider away from 0.", icon=":material/warning:")
 
 if num_tasks == 2:
     landscape = lab_ui.landscape_for(spec.to_json())

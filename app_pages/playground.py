@@ -41,7 +41,7 @@ except SpecError as error:
     st.stop()
 
 st.info(f"**{load_preset(preset)['title']}.** {load_preset(preset)['description']}"
-        if spec == preset_spec(preset) else "**Your own prompt** (changed from the preset).", icon="📋")
+        if spec == preset_spec(preset) else "**Your own prompt** (changed from the preset).", icon=":material/description:")
 tag = (spec.to_json(), json.dumps(settings, sort_keys=True))
 runs = lab_ui.session_runs()
 run = runs.get(PURPOSE)
@@ -54,14 +54,15 @@ def train() -> None:
     if same_settings and run.alive:
         run.resume()
     else:
-        lab_ui.start_run(PURPOSE, spec, [config], tag)
+        lab_ui.start_run(PURPOSE, [(spec, config)], tag)
 
 
 def step() -> None:
     if same_settings and run.alive:
         run.grant(lab_ui.STEP_SIZE)
     else:
-        lab_ui.start_run(PURPOSE, spec, [lab_ui.train_config(True, **settings)], tag, step_budget=lab_ui.STEP_SIZE)
+        lab_ui.start_run(PURPOSE, [(spec, lab_ui.train_config(True, **settings))], tag,
+                         step_budget=lab_ui.STEP_SIZE)
 
 
 def stop() -> None:
@@ -74,7 +75,7 @@ def reset() -> None:
 
 if lab_ui.on_phone():
     st.warning("On a phone the Playground shows the theory for the chosen preset; open it on a larger screen "
-               "to train models live.", icon="📱")
+               "to train models live.", icon=":material/smartphone:")
 else:
     computing = same_settings and run.phase in ("waiting", "running")
     train_col, step_col, stop_col, reset_col = st.columns(4)
@@ -106,60 +107,53 @@ def draw(run) -> None:
     risks = lab_ui.analytic_risks(analytic, gating)
 
     cells = st.columns(4)
-    cells[0].metric("Trained test risk", f"{snapshot.test_risk:.3f}" if trained else "—",
-                    delta=f"{snapshot.test_risk - risks.get('reachable', risks['linear_attention']):+.3f} vs target"
-                    if trained else None, delta_color="inverse")
-    cells[1].metric("Best this model can reach", f"{analytic[target_key]['risk']:.3f}")
-    cells[2].metric("Optimal WPGD", f"{risks['optimal']:.3f}")
-    cells[3].metric("Cosine (induced, target)", f"{snapshot.cosine:.3f}" if trained else "—")
+    cells[0].metric("Trained model", f"{snapshot.test_risk:.3f}" if trained else "—",
+                    delta=f"{snapshot.test_risk - analytic[target_key]['risk']:+.3f} vs reachable" if trained else None,
+                    delta_color="inverse", help="Test risk of the trained model (mean squared error on new prompts).")
+    cells[1].metric("Reachable", f"{analytic[target_key]['risk']:.3f}",
+                    help="The lowest risk this model (gating, one layer) can reach, from the theory.")
+    cells[2].metric("Optimal WPGD", f"{risks['optimal']:.3f}", help="The lowest risk of any one-step WPGD.")
+    cells[3].metric("Cosine", f"{snapshot.cosine:.3f}" if trained else "—",
+                    help="Cosine similarity of the induced and reachable weights: 1 = the same up to scale.")
     for note in analytic.get("notes", []):
-        st.caption(f"ℹ️ {note}")
+        st.caption(f"Note: {note}")
 
     references = {f"best {lab_ui.GATING_NAMES[gating].split(' (')[0]}-gated weights" if gating != "none"
                   else "linear attention weights (all equal)": analytic[target_key]["omega"]}
     if gating != "vector" and not np.allclose(analytic["optimal"]["omega"], analytic[target_key]["omega"], atol=1e-3):
         references["optimal WPGD ω*"] = analytic["optimal"]["omega"]
     induced = snapshot.induced_weights[0] if trained else None
-    figure_col, text_col = st.columns([2.3, 1])
-    with figure_col:
-        lab_ui.chart(figures.token_weights(shown_spec.example_task, references, induced),
-                     "Bars: the weight the trained model's gates give each in-context example (first layer), "
-                     "coloured by task. Markers: the analytic weights. Dotted lines: delimiter tokens.",
-                     key="weights_chart")
-    with text_col:
-        st.markdown("**Gating is weighting.** A one-layer GLA predicts")
-        st.latex(r"\hat y = x^\top P \sum_i \omega_i\, y_i\, x_i")
-        st.markdown("where each example's weight is the product of the gates that come after it:")
-        st.latex(r"\omega_i = \prod_{j>i} g(z_j)")
-        st.markdown("Both are scaled so the largest weight is 1.")
+    lab_ui.chart(figures.token_weights(shown_spec.example_task, references, induced),
+                 "Bars: the weight the trained model's gates give each in-context example (first layer), coloured "
+                 "by task; before training, the reachable weights. Markers: the analytic weights. Dotted lines: "
+                 "delimiter tokens. All scaled so the largest weight is 1.", key="weights_chart")
+    explain_col, formula_col = st.columns([1.2, 1], vertical_alignment="center")
+    explain_col.markdown("**Gating is weighting.** A one-layer GLA predicts with one weighted step of gradient "
+                         "descent; each example's weight is the product of the gates that come after it.")
+    formula_col.latex(r"\hat y = x^\top P \sum_i \omega_i\, y_i\, x_i,\quad \omega_i = \prod_{j>i} g(z_j)")
 
-    figure_col, text_col = st.columns([2.3, 1])
-    with figure_col:
-        lab_ui.chart(figures.risk_curve(history, risks, total_steps=snapshot.total_steps if snapshot else None),
-                     "Green: the trained model's test risk over training. Horizontal lines: the risk of predicting 0, "
-                     "the best linear attention, the best this gating can reach, and optimal one-step WPGD.",
-                     key="risk_chart")
-    with text_col:
-        st.markdown("**Risk.** The population risk of one WPGD step, for weights ω and preconditioner P:")
-        st.latex(r"L(P,\omega)=\mathbb{E}\,(\hat y - y)^2")
-        st.markdown("Optimal WPGD minimises it over all ω; gates can only make weights that never shrink "
-                    "toward the query, so GLA may stop above it.")
+    lab_ui.chart(figures.risk_curve(history, risks, total_steps=snapshot.total_steps if snapshot else None),
+                 "Green: the trained model's test risk over training; light blue: the loss on each training batch. "
+                 "Horizontal lines: predicting 0, the best linear attention, the best this gating can reach, and "
+                 "optimal one-step WPGD.", key="risk_chart")
+    explain_col, formula_col = st.columns([1.2, 1], vertical_alignment="center")
+    explain_col.markdown("**Risk** is the expected squared error on a new prompt. Optimal WPGD minimises it over "
+                         "all weights; gates only make weights that never shrink toward the query, so a GLA may "
+                         "stop above it.")
+    formula_col.latex(r"L(P,\omega)=\mathbb{E}\,(\hat y - y)^2")
 
     if history:
-        cosine_col, gates_col = st.columns(2)
-        with cosine_col:
-            lab_ui.chart(figures.cosine_curve(history),
-                         "Cosine similarity between the induced and target weights over training; 1 means the "
-                         "same weights up to scale.", key="cosine_chart")
-        with gates_col:
-            if snapshot.gates and snapshot.gates[0] is not None:
-                coordinates = ([f"x{c + 1}" for c in range(shown_spec.d)] + ["y"]
-                               + [f"delimiter feature {c + 1}" for c in range(shown_spec.delimiter_width)])
-                lab_ui.chart(figures.gate_values(snapshot.gates, lab_ui.token_labels(shown_spec), coordinates),
-                             "Mean gate value of every token in every layer (T2·3: task 2, example 3; D2: delimiter "
-                             "after task 2; Q: query). Small gates forget what came before.", key="gates_chart")
-            else:
-                st.caption("Linear attention has no gates: every gate is 1, so every example counts the same.")
+        lab_ui.chart(figures.cosine_curve(history),
+                     "Cosine similarity between the induced and reachable weights over training; 1 means the same "
+                     "weights up to scale.", key="cosine_chart")
+        if snapshot.gates and snapshot.gates[0] is not None:
+            coordinates = ([f"x{c + 1}" for c in range(shown_spec.d)] + ["y"]
+                           + [f"delimiter {c + 1}" for c in range(shown_spec.delimiter_width)])
+            lab_ui.chart(figures.gate_values(snapshot.gates, lab_ui.token_labels(shown_spec), coordinates),
+                         "Mean gate value of every token in every layer (T2·3: task 2, example 3; D2: the delimiter "
+                         "after task 2; Q: the query). A small gate shrinks everything before it.", key="gates_chart")
+        else:
+            st.caption("Linear attention has no gates: every gate is 1, so every example counts the same.")
 
 
 lab_ui.live_panel(run, draw)

@@ -1,0 +1,114 @@
+"""Depth: each GLA layer is one more step of causal WPGD. Train 1 to 4 layers and compare."""
+import json
+
+import streamlit as st
+
+import lab_ui
+from gla_core import figures
+from gla_core.spec import SpecError
+
+PURPOSE = "depth"
+DEPTHS = (1, 2, 3, 4)
+
+controls = lab_ui.Controls(PURPOSE, {"dp_preset": "Preset",
+                                     **{name: label for name, label in lab_ui.SETTING_LABELS.items() if name != "layers"}})
+
+st.title("Depth: more layers, more gradient steps")
+st.markdown("With the WPGD construction in every layer, a GLA of $L$ layers runs $L$ steps of **causal** WPGD: "
+            "layer $l$ corrects every token's label by a weighted step built from the tokens before it,")
+st.latex(r"y_t^{(l+1)} = y_t^{(l)} - x_t^\top P_l \sum_{s \le t} \omega^{l}_{t,s}\, x_s\, y_s^{(l)}, "
+         r"\qquad \hat y = -\,y^{(L)}_{\mathrm{query}}")
+st.markdown("More steps can only help, so trained models should fall **below the best one-step risk** as layers "
+            "are added.")
+
+with st.sidebar:
+    preset, defaults = lab_ui.preset_box(controls, key="dp_preset", default="depth")
+    st.header("Data")
+    try:
+        spec_dict, text_problem = lab_ui.prompt_settings(controls, defaults), None
+    except SpecError as error:
+        spec_dict, text_problem = None, error
+    st.header("Model")
+    model_settings = lab_ui.model_settings(controls, defaults, with_layers=False)
+    st.header("Training")
+    training_settings = lab_ui.training_settings(controls, defaults)
+
+settings = {**model_settings, **training_settings}
+try:
+    if text_problem is not None:
+        raise text_problem
+    spec = lab_ui.validated_spec(spec_dict)
+    configs = {layers: lab_ui.train_config(False, layers=layers, **settings) for layers in DEPTHS}
+except SpecError as error:
+    lab_ui.show_invalid(error)
+    st.stop()
+
+store = lab_ui.result_store()
+keys = {layers: lab_ui.result_key(spec, config) for layers, config in configs.items()}
+tag = (spec.to_json(), json.dumps(settings, sort_keys=True))
+runs = lab_ui.session_runs()
+run = runs.get(PURPOSE)
+same_settings = run is not None and runs.tag(PURPOSE) == tag
+missing = [configs[layers] for layers in DEPTHS if store.get(keys[layers]) is None]
+
+
+def train() -> None:  # runs before the next page run, with the settings shown when it was pressed
+    lab_ui.start_run(PURPOSE, [(spec, config) for config in missing], tag,
+                     on_trainer_finished=lab_ui.store_finished(store))
+
+
+def stop() -> None:
+    run.stop()
+
+
+if lab_ui.on_phone():
+    st.warning("On a phone this page shows results trained earlier on this server; open it on a larger screen "
+               "to train.", icon=":material/smartphone:")
+else:
+    computing = same_settings and run.phase in ("waiting", "running")
+    train_col, stop_col, _ = st.columns([1.4, 1, 2])
+    train_col.button("Train 1 to 4 layers", on_click=train, disabled=computing or not missing, type="primary",
+                     width="stretch", help="Trains the models not trained yet with these settings, one after another.")
+    stop_col.button("Stop", on_click=stop, disabled=not (same_settings and run.alive), width="stretch")
+
+
+def draw(run) -> None:
+    live = {}  # layers -> the live trainer's snapshot, for models this session is training
+    if same_settings:
+        if run.alive:
+            lab_ui.status_line(run)
+        live = {trainer.config.layers: trainer.snapshot() for trainer in run.trainers}
+    results = {}
+    for layers in DEPTHS:
+        stored = store.get(keys[layers])
+        if stored is not None:
+            results[layers] = (stored["test_risk"], stored["induced_weights"])
+        elif layers in live and live[layers].induced_weights:
+            results[layers] = (live[layers].test_risk, live[layers].induced_weights)
+    analytic = lab_ui.analytic_for(spec.to_json())
+    figure_col, text_col = st.columns([2, 1])
+    with figure_col:
+        lab_ui.chart(figures.depth_chart(DEPTHS, [results[layers][0] if layers in results else None for layers in DEPTHS],
+                                         lab_ui.analytic_risks(analytic, settings["gating"])),
+                     "Green: test risk of the trained model with 1 to 4 layers. Horizontal lines: the best one-step "
+                     "risks (optimal WPGD, the best this gating reaches, linear attention, predicting 0).",
+                     key="depth_chart")
+    with text_col:
+        if not results:
+            st.markdown("Press **Train 1 to 4 layers**: four models train one after another, and their test "
+                        "risks appear here as they finish.")
+        else:
+            best_one_step = analytic["optimal"]["risk"]
+            below = [layers for layers, (risk, _) in results.items() if risk < best_one_step]
+            st.markdown(f"The best **one-step** WPGD risk is **{best_one_step:.3f}**. "
+                        + (f"Models with {', '.join(map(str, below))} layers beat it: more steps, lower risk."
+                           if below else "No trained model is below it yet."))
+    if results:
+        deepest = max(results)
+        lab_ui.chart(figures.layer_weights(results[deepest][1], spec.example_task,
+                                           title=f"Induced weights of every layer ({deepest}-layer model)"),
+                     "The weight the query gives each example in each layer (gate products of that layer, largest "
+                     "= 1; the mean over coordinates for vector gates), coloured by task.", key="layer_weights")
+
+
+lab_ui.live_panel(run if same_settings else None, draw)

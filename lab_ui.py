@@ -32,7 +32,7 @@ from gla_core.train import ANALYTIC_KEY, GATINGS, TrainConfig, Trainer
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 torch.set_num_threads(max(1, CORES // host_limits().max_concurrent_runs))
 
-POLL_SECONDS = 0.5          # how often a page refreshes while its run is alive
+POLL_SECONDS = 1.0          # how often a page refreshes while its run is alive (each refresh costs the trainer CPU)
 STEP_SIZE = 25              # steps one press of Step trains (one evaluation interval)
 STEPPING_WALL_SECONDS = 4 * 3600.0  # a run that may pause is limited by its computing time instead
 RESULT_CAPACITY = 256       # finished runs kept for every session to reuse
@@ -128,8 +128,9 @@ class Controls:
     """The URL-bound widgets of one page. In teacher mode the teacher picks controls to hide: a
     hidden control keeps working (its value still comes from the URL) but is not shown.
 
-    hideable: name -> label of what the teacher may hide; a widget belongs to the name given as
-    `hide_as` (several widgets can share one, e.g. every task's size), or else to its key.
+    hideable: name -> what it hides, for what the teacher may hide (the names are shown as they are:
+    URL values of choice widgets are the shown labels, so they stay short words); a widget belongs to
+    the name given as `hide_as` (several widgets can share one, e.g. every task's size), or else to its key.
     """
 
     def __init__(self, page: str, hideable: dict[str, str]):
@@ -137,9 +138,9 @@ class Controls:
         if teacher_mode():
             with st.sidebar:
                 self.hidden = set(st.multiselect(
-                    "Hide these controls", options=list(hideable), format_func=hideable.__getitem__,
-                    key=f"hide_{page}", bind="query-params",
-                    help="Hidden controls keep their values; the link keeps the choice."))
+                    "Hide these controls", options=list(hideable), key=f"hide_{page}", bind="query-params",
+                    help="Hidden controls keep their values; the link keeps the choice. "
+                         + "; ".join(f"**{name}**: {label}" for name, label in hideable.items())))
 
     def __call__(self, widget: Callable, label: str, key: str, hide_as: str | None = None, **kwargs) -> Any:
         hidden = (hide_as or key) in self.hidden
@@ -154,14 +155,14 @@ STEP_CHOICES = (25, 50, 100, 200, 300, 400, 600, 800, 1000, 1500, 2000, 3000, 50
 LR_CHOICES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 BATCH_CHOICES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 CONDITION_CHOICES = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0)
-GATING_NAMES = {"none": "none (linear attention)", "scalar": "scalar (one gate per token)",
-                "vector": "vector (one gate per coordinate)"}
+GATING_CAPTIONS = {"none": "linear attention: every gate is 1", "scalar": "one gate per token",
+                   "vector": "one gate per key coordinate"}
 SETTING_LABELS = {
-    "data": "Data: dimension, number of tasks, noise, delimiters",
-    "task_detail": "Examples and relevance of each task",
-    "advanced": "Feature covariance and task correlation matrix",
-    "gating": "Gating", "layers": "Layers",
-    "training": "Training: steps, learning rate, batch, seed, device",
+    "data": "dimension, number of tasks, noise, delimiters",
+    "tasks": "examples and relevance of each task",
+    "advanced": "feature covariance and task correlation matrix",
+    "gating": "gating", "layers": "layers",
+    "training": "steps, learning rate, batch, seed, device",
 }
 
 
@@ -200,8 +201,8 @@ def use_preset(preset_key: str = "preset") -> None:
 def preset_box(controls: "Controls", key: str = "preset", default: str = "default") -> tuple[str, dict]:
     """The preset chooser; returns its name and its settings, the defaults of every other control."""
     names = list_presets()
-    name = controls(st.selectbox, "Preset", key, options=names, index=names.index(default),
-                    format_func=lambda preset: load_preset(preset)["title"], on_change=use_preset, args=(key,))
+    name = controls(st.selectbox, "Preset", key, options=names, index=names.index(default), on_change=use_preset,
+                    args=(key,), help="Named settings; each one shows one thing the theory predicts.")
     return name, preset_settings(name)
 
 
@@ -225,20 +226,20 @@ def prompt_settings(controls: "Controls", defaults: dict, max_tasks: int = MAX_T
                          index=list(DELIMITERS).index(defaults["delimiter"]), horizontal=True,
                          help="task: each delimiter has its own feature, so its own gate; shared: one flag for all; "
                               "none: no delimiter tokens.")
-    per_coordinate = controls(st.toggle, "Relevance per coordinate", "per_coord", hide_as="task_detail",
+    per_coordinate = controls(st.toggle, "Relevance per coordinate", "per_coord", hide_as="tasks",
                               value=defaults["per_coord"],
                               help="Give each task d correlations (one per coordinate) instead of one number.")
     tasks, problems = [], []
     for k in range(1, num_tasks + 1):
-        n = controls(st.slider, f"Task {k}: examples", f"n{k}", hide_as="task_detail", min_value=1, max_value=64,
+        n = controls(st.slider, f"Task {k}: examples", f"n{k}", hide_as="tasks", min_value=1, max_value=64,
                      value=int(defaults[f"n{k}"]))
         if per_coordinate:
-            text = controls(st.text_input, f"Task {k}: relevance per coordinate", f"rv{k}", hide_as="task_detail",
+            text = controls(st.text_input, f"Task {k}: relevance per coordinate", f"rv{k}", hide_as="tasks",
                             value=defaults[f"rv{k}"])
             corr = _parse_corr_list(text, f"tasks[{k - 1}].corr")
         else:
             corr = controls(st.slider, f"Task {k}: relevance r{k} (correlation with the query task)", f"r{k}",
-                            hide_as="task_detail", min_value=-1.0, max_value=1.0, step=0.05,
+                            hide_as="tasks", min_value=-1.0, max_value=1.0, step=0.05,
                             value=float(defaults[f"r{k}"]))
         tasks.append({"n": n, "corr": corr})
     with st.expander("Advanced: features and task correlations"):
@@ -271,7 +272,7 @@ def validated_spec(spec_dict: dict) -> PromptSpec:
 
 
 def model_settings(controls: "Controls", defaults: dict, with_layers: bool = True) -> dict:
-    gating = controls(st.radio, "Gating", "gating", options=list(GATINGS), format_func=GATING_NAMES.__getitem__,
+    gating = controls(st.radio, "Gating", "gating", options=list(GATINGS), captions=list(GATING_CAPTIONS.values()),
                       index=list(GATINGS).index(defaults["gating"]))
     settings = {"gating": gating}
     if with_layers:
@@ -316,11 +317,11 @@ def show_invalid(error: Exception) -> None:
 
 
 def chart(figure: go.Figure, description: str, key: str | None = None) -> None:
-    """A Plotly chart with its plain-words description underneath (also read by screen readers);
-    larger fonts for a projector in teacher mode."""
+    """A Plotly chart with its plain-words description underneath and as its alt text; larger fonts
+    for a projector in teacher mode."""
     if teacher_mode():
         figure.update_layout(font={"size": 18}, height=int((figure.layout.height or 360) * 1.2))
-    st.plotly_chart(figure, config=CHART_CONFIG, key=key, width="stretch")
+    st.plotly_chart(figure, config=CHART_CONFIG, key=key, width="stretch", alt=description)
     st.caption(description)
 
 

@@ -13,11 +13,7 @@ PURPOSE = "gating"
 MODELS = ("optimal", "scalar_gla", "vector_gla", "linear_attention")
 TRAINED_POINTS = 5            # sweep points that get trained models
 OVERLAY_SETTINGS = {"steps": 300, "batch": 128, "lr": 0.05}   # short runs: the overlay is a check, not a study
-SWEEPS = {
-    "examples": "Examples per task",
-    "relevance": "Relevance of the first task",
-    "order": "Task order",
-}
+SWEEPS = {"examples": "examples per task", "relevance": "relevance of the first task", "order": "task order"}
 
 controls = lab_ui.Controls(PURPOSE, {"gv_preset": "Preset", "gv_sweep": "What to sweep"})
 
@@ -28,7 +24,7 @@ st.markdown("Linear attention weights every example the same. Gates can weight t
 
 with st.sidebar:
     preset, _ = lab_ui.preset_box(controls, key="gv_preset")
-    sweep = controls(st.radio, "What to sweep", "gv_sweep", options=list(SWEEPS), format_func=SWEEPS.__getitem__)
+    sweep = controls(st.radio, "What to sweep", "gv_sweep", options=list(SWEEPS), captions=list(SWEEPS.values()))
 base = load_preset(preset)["spec"]
 st.caption(f"Base prompt: **{load_preset(preset)['title']}** — " + ", ".join(
     f"task {k + 1}: {task['n']} examples, relevance {lab_ui.format_corr(task['corr'])}" for k, task in enumerate(base["tasks"])))

@@ -118,8 +118,8 @@ def draw(run) -> None:
     for note in analytic.get("notes", []):
         st.caption(f"Note: {note}")
 
-    references = {f"best {lab_ui.GATING_NAMES[gating].split(' (')[0]}-gated weights" if gating != "none"
-                  else "linear attention weights (all equal)": analytic[target_key]["omega"]}
+    references = {f"best {gating}-gated weights" if gating != "none" else "linear attention weights (all equal)":
+                  analytic[target_key]["omega"]}
     if gating != "vector" and not np.allclose(analytic["optimal"]["omega"], analytic[target_key]["omega"], atol=1e-3):
         references["optimal WPGD ω*"] = analytic["optimal"]["omega"]
     induced = snapshot.induced_weights[0] if trained else None

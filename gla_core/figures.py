@@ -219,18 +219,6 @@ def gate_values(gates_per_layer: Sequence[Sequence], token_labels: Sequence[str]
 
 
 # ---------------------------------------------------------------- analytic comparisons
-def risk_bars(risks: Mapping[str, float], title: str = "Best reachable risk of each model") -> go.Figure:
-    """Horizontal bars of analytic risks, lowest at the top; label -> risk."""
-    items = sorted(risks.items(), key=lambda item: item[1], reverse=True)
-    colours = {label: colour for label, colour, _ in ANALYTIC_LINES.values()}
-    fig = go.Figure(go.Bar(
-        y=[label for label, _ in items], x=[risk for _, risk in items], orientation="h",
-        marker_color=[colours.get(label, GREEN) for label, _ in items],
-        text=[f"{risk:.3f}" for _, risk in items], textposition="auto",
-        hovertemplate="%{y}<br>risk %{x:.4f}<extra></extra>"))
-    return _style(fig, title, "population risk", height=90 + 45 * len(items))
-
-
 def matrix_heatmap(matrix: Sequence[Sequence[float]], title: str, labels: Sequence[str] | None = None,
                    axis_label: str = "") -> go.Figure:
     """A small matrix (e.g. the preconditioner P*) with its entries written in."""

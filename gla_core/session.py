@@ -103,13 +103,19 @@ class LiveRun:
         """Allow `steps` more steps, then pause."""
         with self._condition:
             self._budget = (self._budget or 0) + steps
-            self._condition.notify_all()
+            self._wake()
 
     def resume(self) -> None:
         """Train to the end without pausing."""
         with self._condition:
             self._budget = None
-            self._condition.notify_all()
+            self._wake()
+
+    def _wake(self) -> None:
+        # A paused run counts as computing again at once, so its owner starts watching it now.
+        if self._phase == "paused":
+            self._set_phase("waiting")
+        self._condition.notify_all()
 
     def stop(self, reason: str = "") -> None:
         """End the run for good; each trainer stops within one step, trainers not started never start."""

@@ -1,0 +1,221 @@
+"""Every page through Streamlit's AppTest (no browser): it renders, its controls move its analytic
+figures, invalid input gives a message, and short trainings finish and show the comparison.
+
+AppTest does not fire `run_every` refreshes, so a training test reruns the page until the run says
+it is done; live refreshing itself is covered by the browser test.
+"""
+import base64
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = ("home", "playground", "landscape", "gating_vs_linear", "depth", "recurrence")
+TIMEOUT = 30        # seconds for one page run (AppTest's default of 3 is short on a busy CI machine)
+TRAIN_WAIT = 120    # seconds for a short training to finish
+
+
+def open_page(page: str, **query: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params.update(query)
+    at.run()
+    if page != "home":
+        at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, [error.value for error in at.exception]
+    return at
+
+
+def chart(at: AppTest, key: str) -> dict:
+    """The figure JSON of the chart with this key."""
+    for element in at.get("plotly_chart"):
+        if element.proto.id.endswith(f"-{key}"):
+            return json.loads(element.proto.spec)
+    raise AssertionError(f"no chart {key!r}; charts: {[element.proto.id for element in at.get('plotly_chart')]}")
+
+
+def array(value) -> np.ndarray:
+    """A figure JSON array: a plain list, or Plotly's base64 typed array {"dtype", "bdata", "shape"}."""
+    if isinstance(value, dict) and "bdata" in value:
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return flat.reshape([int(n) for n in value["shape"].split(",")]) if "shape" in value else flat
+    return np.asarray(value)
+
+
+def has_chart(at: AppTest, key: str) -> bool:
+    return any(element.proto.id.endswith(f"-{key}") for element in at.get("plotly_chart"))
+
+
+def progress_text(at: AppTest) -> str:
+    return " ".join(element.proto.text for element in at.get("progress"))
+
+
+def rerun_until(at: AppTest, words: tuple[str, ...]) -> str:
+    """Rerun the page until its progress line holds one of `words`; return that line."""
+    deadline = time.monotonic() + TRAIN_WAIT
+    while time.monotonic() < deadline:
+        text = progress_text(at)
+        if any(word in text for word in words):
+            return text
+        time.sleep(0.3)
+        at.run()
+        assert not at.exception, [error.value for error in at.exception]
+    raise AssertionError(f"the run did not reach {words} in {TRAIN_WAIT} s; progress: {progress_text(at)!r}")
+
+
+def click(at: AppTest, label: str) -> None:
+    next(button for button in at.button if button.label == label).click().run()
+    assert not at.exception, [error.value for error in at.exception]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_without_errors(page):
+    at = open_page(page)
+    assert not at.error, [error.value for error in at.error]
+    assert at.get("plotly_chart"), "every page shows a figure"
+    assert at.title
+
+
+def test_home_slider_moves_the_weights():
+    at = open_page("home")
+    before = chart(at, "home_weights")
+    at.slider(key="home_r1").set_value(0.9).run()
+    assert chart(at, "home_weights")["data"] != before["data"]
+
+
+# ---------------------------------------------------------------- playground
+def test_playground_relevance_moves_the_analytic_weights():
+    at = open_page("playground")
+    before = chart(at, "weights_chart")
+    at.slider(key="r1").set_value(0.95).run()
+    after = chart(at, "weights_chart")
+    assert after["data"] != before["data"]
+
+
+def test_playground_settings_come_from_the_url():
+    at = open_page("playground", lr="0.1", gating="vector", tasks="2", noise="0.5")
+    assert at.select_slider(key="lr").value == 0.1
+    assert at.radio(key="gating").value == "vector"
+    assert at.slider(key="tasks").value == 2
+    assert at.slider(key="noise").value == 0.5
+    assert {"r1", "r2"} <= {slider.key for slider in at.slider} and "r3" not in {slider.key for slider in at.slider}
+
+
+def test_choosing_a_preset_sets_every_control():
+    at = open_page("playground")
+    at.selectbox(key="preset").set_value("per_coordinate").run()
+    assert at.slider(key="d").value == 4
+    assert at.toggle(key="per_coord").value is True
+    assert at.radio(key="gating").value == "vector"
+    assert at.text_input(key="rv1").value == "0.95, 0.95, 0, 0"
+    assert any(trace["type"] == "heatmap" for trace in chart(at, "weights_chart")["data"])
+
+
+def test_a_correlation_matrix_that_is_not_psd_gives_a_message_not_a_figure():
+    at = open_page("playground")
+    at.text_area(key="task_corr").input(
+        "[[1, 0.9, 0, 0.9], [0.9, 1, 0, 0], [0, 0, 1, 0.9], [0.9, 0, 0.9, 1]]").run()
+    assert not at.exception
+    assert any("positive semi-definite" in error.value for error in at.error)
+    assert not has_chart(at, "weights_chart")
+
+
+def test_unparsable_relevance_text_gives_a_message():
+    at = open_page("playground", per_coord="true")
+    at.text_input(key="rv1").input("0.5, lots").run()
+    assert any("tasks[0].corr" in error.value and "commas" in error.value for error in at.error)
+
+
+def test_a_short_training_finishes_and_the_comparison_appears():
+    at = open_page("playground", steps="25", batch="16", seed="11")
+    assert not has_chart(at, "cosine_chart")
+    click(at, "Train")
+    assert "Finished" in rerun_until(at, ("Finished", "Stopped", "Diverged", "Failed"))
+    metrics = {metric.label: metric.value for metric in at.metric}
+    assert metrics["Trained model"] != "—" and float(metrics["Cosine"]) > 0
+    assert has_chart(at, "cosine_chart") and has_chart(at, "gates_chart")
+    trained_bars = [trace for trace in chart(at, "weights_chart")["data"] if trace["type"] == "bar"]
+    assert trained_bars and trained_bars[0]["name"].startswith("trained")
+    assert all(np.isfinite(array(bar["y"])).all() for bar in trained_bars)
+    command = at.code[0].value
+    assert command.startswith("python -m gla_core train --preset default") and "--steps 25" in command
+    assert "--batch 16" in command and "--seed 11" in command
+    assert "Export this run" in [expander.label for expander in at.expander]
+
+
+def test_step_pauses_and_stop_ends_the_run():
+    at = open_page("playground", steps="100", batch="16", seed="12")
+    click(at, "Step (25)")
+    assert "Paused at step 25" in rerun_until(at, ("Paused",))
+    click(at, "Step (25)")
+    assert "Paused at step 50" in rerun_until(at, ("step 50",))
+    click(at, "Stop")
+    assert "Stopped" in rerun_until(at, ("Stopped",))
+
+
+# ---------------------------------------------------------------- other pages
+def test_landscape_relevance_moves_the_curve_and_three_tasks_show_a_simplex():
+    at = open_page("landscape")
+    before = chart(at, "landscape_angle")
+    at.slider(key="ls_r1").set_value(-0.5).run()
+    assert chart(at, "landscape_angle")["data"] != before["data"]
+    at.radio(key="ls_tasks").set_value(3).run()
+    assert chart(at, "landscape_simplex")["data"][0]["type"] == "scatterternary"
+
+
+def test_landscape_anisotropic_features_make_a_true_preconditioner():
+    at = open_page("landscape")
+    isotropic = array(chart(at, "landscape_P")["data"][0]["z"])
+    assert np.allclose(isotropic, isotropic[0, 0] * np.eye(len(isotropic)))    # P* = c I
+    at.select_slider(key="ls_condition").set_value(100.0).run()
+    spread = np.diag(array(chart(at, "landscape_P")["data"][0]["z"]))
+    assert spread.max() > 1.5 * spread.min()
+
+
+def test_gating_sweep_follows_the_setting_and_gives_a_verdict():
+    at = open_page("gating_vs_linear")
+    before = chart(at, "sweep_chart")
+    at.radio(key="gv_sweep").set_value("relevance").run()
+    after = chart(at, "sweep_chart")
+    assert after["data"] != before["data"]
+    assert any("Gating wins" in message.value or "never helps" in message.value for message in at.success)
+    at.selectbox(key="gv_preset").set_value("equal_tasks").run()
+    assert chart(at, "sweep_chart")["data"] != after["data"]
+
+
+def test_depth_trains_one_to_four_layers():
+    at = open_page("depth", steps="25", batch="16", seed="13")
+    lines_before = chart(at, "depth_chart")["data"]
+    at.radio(key="gating").set_value("none").run()
+    assert chart(at, "depth_chart")["data"] != lines_before
+    click(at, "Train 1 to 4 layers")
+    deadline = time.monotonic() + TRAIN_WAIT
+    while time.monotonic() < deadline:
+        trained = [trace for trace in chart(at, "depth_chart")["data"] if trace["name"].startswith("trained")]
+        if trained and len(array(trained[0]["x"])) == 4:
+            break
+        time.sleep(0.3)
+        at.run()
+    assert trained and list(array(trained[0]["x"])) == [1, 2, 3, 4]
+    assert has_chart(at, "layer_weights")
+
+
+def test_recurrence_gla_equals_wpgd_and_the_token_slider_steps():
+    at = open_page("recurrence")
+    values = {metric.label: metric.value for metric in at.metric}
+    gla, wpgd = (float(value) for label, value in values.items() if label.startswith(("GLA", "WPGD")))
+    assert abs(gla - wpgd) < 1e-12 * max(1.0, abs(wpgd))
+    before = chart(at, "recurrence_step")
+    next(button for button in at.button if button.label == "▶").click().run()
+    assert at.slider(key="rc_t").value == 2
+    assert chart(at, "recurrence_step")["data"] != before["data"]
+
+
+def test_teacher_mode_offers_controls_to_hide():
+    at = open_page("playground", teacher="true", hide_playground="training")
+    assert at.toggle(key="teacher").value is True
+    assert at.multiselect(key="hide_playground").value == ["training"]
+    assert not at.exception

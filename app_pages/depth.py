@@ -86,23 +86,20 @@ def draw(run) -> None:
         elif layers in live and live[layers].induced_weights:
             results[layers] = (live[layers].test_risk, live[layers].induced_weights)
     analytic = lab_ui.analytic_for(spec.to_json())
-    figure_col, text_col = st.columns([2, 1])
-    with figure_col:
-        lab_ui.chart(figures.depth_chart(DEPTHS, [results[layers][0] if layers in results else None for layers in DEPTHS],
-                                         lab_ui.analytic_risks(analytic, settings["gating"])),
-                     "Green: test risk of the trained model with 1 to 4 layers. Horizontal lines: the best one-step "
-                     "risks (optimal WPGD, the best this gating reaches, linear attention, predicting 0).",
-                     key="depth_chart")
-    with text_col:
-        if not results:
-            st.markdown("Press **Train 1 to 4 layers**: four models train one after another, and their test "
-                        "risks appear here as they finish.")
-        else:
-            best_one_step = analytic["optimal"]["risk"]
-            below = [layers for layers, (risk, _) in results.items() if risk < best_one_step]
-            st.markdown(f"The best **one-step** WPGD risk is **{best_one_step:.3f}**. "
-                        + (f"Models with {', '.join(map(str, below))} layers beat it: more steps, lower risk."
-                           if below else "No trained model is below it yet."))
+    lab_ui.chart(figures.depth_chart(DEPTHS, [results[layers][0] if layers in results else None for layers in DEPTHS],
+                                     lab_ui.analytic_risks(analytic, settings["gating"])),
+                 "Green: test risk of the trained model with 1 to 4 layers. Horizontal lines: the best one-step "
+                 "risks (optimal WPGD, the best this gating reaches, linear attention, predicting 0).",
+                 key="depth_chart")
+    if not results:
+        st.markdown("Press **Train 1 to 4 layers**: four models train one after another, and their test risks "
+                    "appear above as they finish.")
+    else:
+        best_one_step = analytic["optimal"]["risk"]
+        below = [layers for layers, (risk, _) in results.items() if risk < best_one_step]
+        st.markdown(f"The best **one-step** WPGD risk is **{best_one_step:.3f}**. "
+                    + (f"Models with {', '.join(map(str, below))} layers beat it: more steps, lower risk."
+                       if below else "No trained model is below it yet."))
     if results:
         deepest = max(results)
         lab_ui.chart(figures.layer_weights(results[deepest][1], spec.example_task,

@@ -35,8 +35,9 @@ def with_tasks(tasks: list[dict]) -> dict:
 
 
 if sweep == "examples":
-    x = [1, 2, 4, 8, 16, 32, 64]
-    spec_dicts = [with_tasks([{**task, "n": n} for task in base["tasks"]]) for n in x]
+    sizes = [1, 2, 4, 8, 16, 32, 64]
+    x = [str(n) for n in sizes]   # labels: evenly spaced doublings
+    spec_dicts = [with_tasks([{**task, "n": n} for task in base["tasks"]]) for n in sizes]
     x_title = "examples per task"
 elif sweep == "relevance":
     x = [float(r) for r in np.round(np.linspace(-1.0, 1.0, 21), 2)]

@@ -42,19 +42,16 @@ if analytic["flags"]["uncorrelated"]:
 
 if num_tasks == 2:
     landscape = lab_ui.landscape_for(spec.to_json())
-    angle_col, plane_col = st.columns(2)
-    with angle_col:
-        lab_ui.chart(figures.landscape_angle(landscape["angle"]["theta"], landscape["angle"]["risk"],
+    lab_ui.chart(figures.landscape_angle(landscape["angle"]["theta"], landscape["angle"]["risk"],
                                              landscape["points"], landscape["monotone_cone"]["theta"],
                                              landscape["zero_risk"]),
-                     "Risk along each direction of the two task weights. Star: the optimum; cross: linear "
-                     "attention's equal weights; circle: the best that scalar gates reach (shaded directions).",
-                     key="landscape_angle")
-    with plane_col:
-        lab_ui.chart(figures.landscape_plane(landscape["grid"]["w"], landscape["grid"]["risk"], landscape["points"],
-                                             landscape["monotone_cone"]["theta"]),
-                     "The same risk over the plane of task weights: its colour never changes along a line through "
-                     "the origin (scaling the weights changes nothing).", key="landscape_plane")
+                 "Risk along each direction of the two task weights. Star: the optimum; cross: linear "
+                 "attention's equal weights; circle: the best that scalar gates reach (shaded directions).",
+                 key="landscape_angle")
+    lab_ui.chart(figures.landscape_plane(landscape["grid"]["w"], landscape["grid"]["risk"], landscape["points"],
+                                         landscape["monotone_cone"]["theta"]),
+                 "The same risk over the plane of task weights: its colour never changes along a line through "
+                 "the origin (scaling the weights changes nothing).", key="landscape_plane")
 else:
     landscape = lab_ui.landscape_for(spec.to_json())
     simplex_col, text_col = st.columns([1.6, 1])

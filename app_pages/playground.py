@@ -46,6 +46,11 @@ tag = (spec.to_json(), json.dumps(settings, sort_keys=True))
 runs = lab_ui.session_runs()
 run = runs.get(PURPOSE)
 same_settings = run is not None and runs.tag(PURPOSE) == tag
+# A run stays on screen while it lives and after it ends, until the settings change after its end.
+if run is not None and not run.alive and st.session_state.get("playground_ended", (None,))[0] != run.id:
+    st.session_state["playground_ended"] = (run.id, tag)
+settings_at_end = st.session_state.get("playground_ended")
+run_on_screen = run is not None and (run.alive or same_settings or settings_at_end == (run.id, tag))
 
 
 # ---------------------------------------------------------------- buttons
@@ -90,14 +95,13 @@ else:
 
 # ---------------------------------------------------------------- the live panel
 def draw(run) -> None:
-    shown = run is not None and (run.alive or same_settings)
-    if shown:
+    if run_on_screen:
         trainer = run.current
         shown_spec, analytic, gating = trainer.spec, trainer.analytic, trainer.config.gating
         snapshot, history = trainer.snapshot(), trainer.history_rows()
         if not same_settings:
-            st.caption("These charts show the run in progress; your settings have changed since it started. "
-                       "Press Train to start a run with the new settings.")
+            st.caption("These charts show your run; your settings have changed since it started. Press Train to "
+                       "start a run with the new settings, or Reset to see their theory.")
         lab_ui.status_line(run)
     else:
         shown_spec, analytic, gating = spec, lab_ui.analytic_for(spec.to_json()), settings["gating"]
@@ -127,20 +131,17 @@ def draw(run) -> None:
                  "Bars: the weight the trained model's gates give each in-context example (first layer), coloured "
                  "by task; before training, the reachable weights. Markers: the analytic weights. Dotted lines: "
                  "delimiter tokens. All scaled so the largest weight is 1.", key="weights_chart")
-    explain_col, formula_col = st.columns([1.2, 1], vertical_alignment="center")
-    explain_col.markdown("**Gating is weighting.** A one-layer GLA predicts with one weighted step of gradient "
-                         "descent; each example's weight is the product of the gates that come after it.")
-    formula_col.latex(r"\hat y = x^\top P \sum_i \omega_i\, y_i\, x_i,\quad \omega_i = \prod_{j>i} g(z_j)")
+    st.markdown("**Gating is weighting.** A one-layer GLA predicts with one weighted step of gradient descent; "
+                "each example's weight is the product of the gates that come after it:")
+    st.latex(r"\hat y = x^\top P \sum_i \omega_i\, y_i\, x_i,\qquad \omega_i = \prod_{j>i} g(z_j)")
 
     lab_ui.chart(figures.risk_curve(history, risks, total_steps=snapshot.total_steps if snapshot else None),
                  "Green: the trained model's test risk over training; light blue: the loss on each training batch. "
                  "Horizontal lines: predicting 0, the best linear attention, the best this gating can reach, and "
                  "optimal one-step WPGD.", key="risk_chart")
-    explain_col, formula_col = st.columns([1.2, 1], vertical_alignment="center")
-    explain_col.markdown("**Risk** is the expected squared error on a new prompt. Optimal WPGD minimises it over "
-                         "all weights; gates only make weights that never shrink toward the query, so a GLA may "
-                         "stop above it.")
-    formula_col.latex(r"L(P,\omega)=\mathbb{E}\,(\hat y - y)^2")
+    st.markdown("**Risk** $L(P, \\omega) = \\mathbb{E}\\,(\\hat y - y)^2$ is the expected squared error on a new "
+                "prompt. Optimal WPGD minimises it over all weights; gates only make weights that never shrink toward "
+                "the query, so a GLA may stop above it.")
 
     if history:
         lab_ui.chart(figures.cosine_curve(history),

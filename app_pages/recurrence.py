@@ -89,10 +89,9 @@ with state_col:
 st.latex(r"S_t = g_t\, S_{t-1} + v_t k_t^\top, \qquad S_t[y,:] = -\sum_{s \le t} \omega_{t,s}\, y_s\, (P x_s)^\top")
 
 st.subheader("At the query: GLA and WPGD side by side")
-gla_col, wpgd_col, difference_col = st.columns(3)
-gla_col.metric("GLA: the state read by the query", f"{recurrence_prediction:.15f}")
-wpgd_col.metric("WPGD: x⊤P Σ ωᵢ yᵢ xᵢ", f"{wpgd_prediction:.15f}")
-difference_col.metric("Difference", f"{abs(recurrence_prediction - wpgd_prediction):.1e}")
+st.table({"": ["GLA: the state read by the query", "WPGD: the formula", "difference"],
+          "prediction": [f"{recurrence_prediction:.15f}", f"{wpgd_prediction:.15f}",
+                         f"{abs(recurrence_prediction - wpgd_prediction):.1e}"]}, hide_index=True)
 st.latex(r"\hat y_{\mathrm{GLA}} = -\,(S_T\, q_T)[y] \;=\; x^\top P \sum_i \omega_i\, y_i\, x_i = \hat y_{\mathrm{WPGD}}, "
          r"\qquad \omega_i = w_{k(i)}")
 st.caption(f"Task weights w = ({', '.join(f'{w:.4f}' for w in block_weights)}), the best a scalar-gated GLA can "

@@ -309,6 +309,10 @@ def depth_chart(layers: Sequence[int], trained_risks: Sequence[float | None], an
                                  marker={"size": 11}, hovertemplate="%{x} layers<br>test risk %{y:.4f}<extra></extra>"))
     fig = _style(fig, title, "layers (= WPGD steps)", "risk", height=380)
     fig.update_xaxes(range=x_range, tickmode="array", tickvals=list(layers))
+    # Frame the interesting band: from below the best risk to just above linear attention (the zero
+    # predictor's line, far above, stays in the legend with its value).
+    shown = [risk for key, risk in analytic_risks.items() if key != "zero"] + [risk for _, risk in done]
+    fig.update_yaxes(range=[0.85 * min(shown), 1.1 * max(shown)])
     return fig
 
 
@@ -322,25 +326,24 @@ def _point_markers() -> dict:
 
 def landscape_angle(theta: Sequence[float], risk: Sequence[float], points: Mapping[str, Mapping],
                     cone_theta: Sequence[float], zero_risk: float,
-                    title: str = "Risk over the direction of the weights (two tasks)") -> go.Figure:
+                    title: str = "Risk over the direction of the task weights") -> go.Figure:
     """Risk along the unit direction (cos θ, sin θ) of the task weights (w1, w2), θ in degrees, with
     the directions scalar gates can reach shaded and the special weightings marked."""
     degrees = np.degrees(np.asarray(theta, dtype=float))
     fig = go.Figure()
     fig.add_vrect(x0=np.degrees(cone_theta[0]), x1=np.degrees(cone_theta[1]), fillcolor=SKY, opacity=0.2,
-                  line_width=0, annotation_text="reachable by scalar gates (0 ≤ w1 ≤ w2)",
-                  annotation_position="top left")
+                  line_width=0, annotation_text="scalar gates reach", annotation_position="bottom left")
     fig.add_trace(go.Scatter(x=degrees, y=risk, mode="lines", name="risk with the best P",
                              line={"color": BLUE, "width": 3},
                              hovertemplate="θ = %{x:.1f}°<br>risk %{y:.4f}<extra></extra>"))
     fig.add_hline(y=zero_risk, line={"color": GREY, "dash": "dot"}, annotation_text="zero predictor",
-                  annotation_position="bottom right")
+                  annotation_position="top left")
     for key, (label, symbol, colour) in _point_markers().items():
         point = points[key]
         fig.add_trace(go.Scatter(x=[np.degrees(point["theta"])], y=[point["risk"]], mode="markers", name=label,
                                  marker={"symbol": symbol, "size": 16, "color": colour, "line": {"width": 2, "color": colour}},
                                  hovertemplate=f"{label}<br>θ = %{{x:.1f}}°<br>risk %{{y:.4f}}<extra></extra>"))
-    fig = _style(fig, title, "direction θ of (w1, w2) in degrees (w and −w give the same predictor)", "risk", height=380)
+    fig = _style(fig, title, "direction θ of (w1, w2), degrees (w and −w: the same predictor)", "risk", height=380)
     fig.update_xaxes(range=[-90, 90], tickvals=[-90, -45, 0, 45, 90])
     return fig
 

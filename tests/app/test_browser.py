@@ -1,0 +1,208 @@
+"""GLA Lab in a real browser: Playwright drives Debian's Chromium against `streamlit run app.py`.
+
+What only a browser can show: live refreshing while a model trains in the background, a click on
+another control leaving the run alone, Stop, and links that carry settings. Screenshots of every
+step land in artifacts/browser/ (1024 px wide, the width of a classroom projector), together with
+timings.json (seconds from pressing Train to the finished comparison).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts" / "browser"
+CHROMIUM = os.environ.get("GLA_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+VIEWPORT = {"width": 1024, "height": 768}
+PAGES = {"home": "", "playground": "playground", "landscape": "landscape", "gating": "gating", "depth": "depth",
+         "recurrence": "recurrence"}
+START_WAIT = 60      # seconds for the server to answer its health check
+PAGE_WAIT = 30_000   # milliseconds for a page run
+TRAIN_WAIT = 150_000  # milliseconds for the default preset to finish training on a busy 2-core machine
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def base_url():
+    """A fresh `streamlit run app.py` on a free port (its first request in this module is a deep link)."""
+    port = free_port()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = open(ARTIFACTS / "server.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_WAIT
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start; see {ARTIFACTS / 'server.log'}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport=VIEWPORT)
+    tab = context.new_page()
+    tab.set_default_timeout(PAGE_WAIT)
+    yield tab
+    context.close()
+
+
+def settle(tab) -> None:
+    """Wait until the page script has run to the end."""
+    tab.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=PAGE_WAIT)
+    tab.wait_for_timeout(300)  # the last deltas paint
+
+
+def open_page(tab, url: str) -> None:
+    """Load a page and wait for its first run to finish (the title shows once the run has started)."""
+    tab.goto(url)
+    tab.wait_for_selector("h1")
+    settle(tab)
+
+
+def assert_no_exception(tab) -> None:
+    boxes = tab.locator('[data-testid="stException"]')
+    assert boxes.count() == 0, boxes.first.inner_text()
+
+
+def shot(tab, name: str) -> None:
+    """A screenshot of the whole page at 1024 px width (the app scrolls inside its main pane, so the
+    window is made as tall as that pane for the shot)."""
+    height = tab.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight ?? 0")
+    tab.set_viewport_size({"width": VIEWPORT["width"], "height": min(max(height, VIEWPORT["height"]), 8000)})
+    tab.wait_for_timeout(300)
+    tab.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    tab.set_viewport_size(VIEWPORT)
+
+
+def slider_value(tab, key: str) -> str:
+    return tab.locator(f'.st-key-{key} [data-testid="stSliderThumbValue"]').inner_text()
+
+
+def progress(tab) -> str:
+    bars = tab.locator('[data-testid="stProgress"]')
+    return bars.first.inner_text() if bars.count() else ""
+
+
+def step_of(text: str) -> int:
+    """The step a progress line names: 'Training: step 120 of 600 ...' or 'Stopped · 120 steps ...'."""
+    match = re.search(r"step (\d+)|(\d+) steps", text)
+    return int(match.group(1) or match.group(2)) if match else -1
+
+
+def test_a_shared_link_restores_the_settings(page, base_url):
+    # First request to a fresh server, straight into a page: the app frame (navigation, teacher mode) must run.
+    open_page(page, f"{base_url}/playground?lr=0.1&gating=vector&tasks=2&noise=0.5&teacher=true")
+    assert_no_exception(page)
+    assert slider_value(page, "lr") == "0.1"
+    assert slider_value(page, "tasks") == "2"
+    assert slider_value(page, "noise") == "0.50"
+    assert page.locator(".st-key-gating").get_by_role("radio", name="vector").is_checked()
+    assert page.get_by_role("link", name="Landscape").count() == 1, "the app's own navigation is shown"
+    assert page.locator(".st-key-teacher").get_by_role("switch").is_checked()
+    shot(page, "shared_link_teacher_mode")
+    # a change goes into the URL, and that URL opens the same settings elsewhere
+    page.locator(".st-key-gating").get_by_text("none", exact=True).click()
+    settle(page)
+    page.wait_for_url(re.compile(r"gating=none"))
+    other = page.context.new_page()
+    open_page(other, page.url)
+    assert other.locator(".st-key-gating").get_by_role("radio", name="none").is_checked()
+    assert slider_value(other, "lr") == "0.1"
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_every_page_loads_without_an_exception(page, base_url, name):
+    open_page(page, f"{base_url}/{PAGES[name]}")
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
+    settle(page)
+    assert_no_exception(page)
+    shot(page, f"page_{name}")
+
+
+def test_default_preset_trains_to_a_converged_comparison(page, base_url):
+    open_page(page, f"{base_url}/playground")
+    started = time.monotonic()
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text(re.compile(r"^Training: step \d+")).wait_for()
+    shot(page, "training_live")
+    page.get_by_text(re.compile(r"^Finished · 600 steps")).wait_for(timeout=TRAIN_WAIT)
+    seconds = time.monotonic() - started
+    settle(page)
+    assert_no_exception(page)
+    assert page.locator(".st-key-weights_chart").is_visible()
+    assert page.locator(".st-key-cosine_chart").is_visible()
+    assert page.locator(".st-key-gates_chart").is_visible()
+    cosine = float(page.locator('[data-testid="stMetric"]', has_text="Cosine")
+                   .locator('[data-testid="stMetricValue"]').inner_text())
+    assert cosine > 0.95, f"the gates should have learned the reachable weights, cosine {cosine}"
+    assert page.get_by_text("Export this run").is_visible()
+    shot(page, "training_finished")
+    (ARTIFACTS / "timings.json").write_text(json.dumps({"train_to_converged_comparison_seconds": round(seconds, 1),
+                                                        "cosine": cosine}, indent=2))
+
+
+def test_another_click_leaves_the_run_alone_and_stop_stops_it(page, base_url):
+    open_page(page, f"{base_url}/playground?steps=5000&seed=3")
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text(re.compile(r"^Training: step [1-9]")).wait_for()
+    before = step_of(progress(page))
+    # Another control, mid-run: the page reruns, the run goes on.
+    page.locator(".st-key-gating").get_by_text("vector", exact=True).click()
+    page.get_by_text(re.compile("your settings have changed since it started")).wait_for()
+    page.wait_for_function(
+        f"() => /step (\\d+)/.test(document.body.innerText) && "
+        f"Number(document.body.innerText.match(/Training: step (\\d+)/)?.[1] ?? -1) > {before}",
+        timeout=TRAIN_WAIT)
+    assert progress(page).startswith("Training")
+    shot(page, "run_survives_a_click")
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_text(re.compile(r"^Stopped · \d+ steps")).wait_for()
+    stopped_at = step_of(progress(page))
+    page.wait_for_timeout(2000)
+    settle(page)
+    assert step_of(progress(page)) == stopped_at, "a stopped run does not go on"
+    assert stopped_at < 5000
+    assert_no_exception(page)
+    shot(page, "run_stopped")

@@ -1,0 +1,309 @@
+"""Gated linear attention (THEORY §2), read top to bottom.
+
+    z_t (token) -> q_t = Wq z_t, k_t = Wk z_t, v_t = Wv z_t, gate g_t = sigmoid(Wg z_t + bg)
+    S_t = G_t ⊙ S_{t-1} + v_t k_t^T,   o_t = S_t q_t
+    Z^{l+1} = Z^l + GLA_l(Z^l),         prediction = -Z^L[query, label slot]
+
+Gates are kept in log space (`gate_log = logsigmoid(...)`); products of gates are exponentials of
+sums of log gates. The same attention has three forms:
+
+- reference: the token loop of `reference.gla_reference` (slow, obvious);
+- parallel:  o = (decay ⊙ Q K^T) V with the (T, T) decay matrix built from segment sums (quadratic in T);
+- chunked:   the parallel form inside chunks of C tokens plus a state recurrence across chunks
+             (linear in T), as in Mamba-2's SSD and fla's chunk kernels.
+
+`GLAConfig.form = "auto"` picks parallel or chunked by prompt length (`choose_form`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .reference import gla_reference
+
+GATINGS = ("none", "scalar", "vector")
+FORMS = ("auto", "parallel", "chunked", "reference")
+MAX_LAYERS = 4
+
+# Measured on this project's 2-core CPU (one thread, process CPU time, so other jobs on the machine
+# do not count), forward + backward, float32, batch 32, token width 16; milliseconds:
+#                    parallel | chunked C = 8     16     32     64
+#   none   T =   64:      0.9 |            4.0    2.8    2.6    2.5
+#          T =  256:      7.6 |             15     10    8.3    9.4
+#          T =  512:       99 |             31     19     18     20
+#          T = 2048:        - |            127     83     75     97
+#   scalar T =   64:      2.7 |            4.2    3.3    3.0    3.4
+#          T =   96:      5.1 |            5.8    3.8    4.0    6.0
+#          T =  512:      434 |             32     25     24     28
+#          T = 2048:        - |            140    100    105    149
+#   vector T =   16:      2.8 |            3.4    3.6     13     50
+#          T =   32:       10 |            5.4    6.6     11     46
+#          T =  512:     8042 |             96    146    376    768
+#          T = 2048:        - |            548    912   1645   3028
+# (token width 8 gives the same picture). The parallel form's decay matrix costs O(T^2), O(T^2 D) for
+# vector gates, whose per-coordinate decays make even the chunks' own decay matrices the main cost.
+# Rule: parallel up to the longest prompt where it still won, chunked beyond; chunk sizes from the best column.
+PARALLEL_MAX_TOKENS = {"none": 256, "scalar": 80, "vector": 16}
+CHUNK_SIZE = {"none": 32, "scalar": 32, "vector": 8}
+
+
+# ---------------------------------------------------------------- configuration
+@dataclass(frozen=True)
+class GLAConfig:
+    """token_width D; label_index d (the x block is z[:d]); 1–4 layers; gating none | scalar | vector;
+    form auto | parallel | chunked | reference; chunk_size C for the chunked form (None: CHUNK_SIZE[gating])."""
+
+    token_width: int
+    label_index: int
+    layers: int = 1
+    gating: str = "scalar"
+    form: str = "auto"
+    chunk_size: int | None = None
+
+    def __post_init__(self):
+        if self.token_width < 2:
+            raise ValueError(f"token_width: must be at least 2 (x and the label slot), got {self.token_width}")
+        if not 1 <= self.label_index < self.token_width:
+            raise ValueError(f"label_index: must be from 1 to token_width - 1 = {self.token_width - 1}, "
+                             f"got {self.label_index}")
+        if not 1 <= self.layers <= MAX_LAYERS:
+            raise ValueError(f"layers: must be from 1 to {MAX_LAYERS}, got {self.layers}")
+        if self.gating not in GATINGS:
+            raise ValueError(f"gating: must be one of {', '.join(GATINGS)}, got {self.gating!r}")
+        if self.form not in FORMS:
+            raise ValueError(f"form: must be one of {', '.join(FORMS)}, got {self.form!r}")
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError(f"chunk_size: must be at least 1 (or None for the default), got {self.chunk_size}")
+
+
+# ---------------------------------------------------------------- gate products
+def segment_sums(x: torch.Tensor) -> torch.Tensor:
+    """x (..., T) -> (..., T, T) with [t, s] = sum_{m=s+1..t} x_m for s <= t, and -inf for s > t.
+
+    Each entry is a running sum of the terms it covers (a cumsum down a masked copy of x), never
+    the difference of two prefix sums: over a long prompt those grow large and their difference
+    loses the digits that matter (or becomes inf - inf). Log gates are <= 0, so these running sums
+    have no cancellation at all.
+    """
+    num_tokens = x.shape[-1]
+    ones = torch.ones(num_tokens, num_tokens, dtype=torch.bool, device=x.device)
+    strictly_lower, lower = ones.tril(-1), ones.tril(0)
+    terms = x[..., :, None].expand(*x.shape, num_tokens).masked_fill(~strictly_lower, 0.0)  # [m, s] = x_m if m > s
+    return terms.cumsum(dim=-2).masked_fill(~lower, -math.inf)
+
+
+def weights_from_gate_log(gate_log: torch.Tensor) -> torch.Tensor:
+    """Induced weights omega_{t,s} = prod_{m=s+1..t} g_m (0 for s > t).
+
+    gate_log (B, T) -> (B, T, T); gate_log (B, T, D) -> (B, T, T, D), one weight per key coordinate.
+    """
+    if gate_log.dim() == 2:
+        return torch.exp(segment_sums(gate_log))
+    return torch.exp(segment_sums(gate_log.transpose(1, 2))).permute(0, 2, 3, 1)
+
+
+def suffix_sums(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """[s] = sum of x over the positions after s along dim (0 at the last position): the log of
+    the gate product from s + 1 to the end. A reversed running sum, so again no differences."""
+    after = x.flip(dim).cumsum(dim).flip(dim).narrow(dim, 1, x.shape[dim] - 1)
+    return torch.cat([after, torch.zeros_like(x.narrow(dim, 0, 1))], dim=dim)
+
+
+# ---------------------------------------------------------------- the three forms of attention
+def gating_of(gate_log: torch.Tensor | None) -> str:
+    return "none" if gate_log is None else ("scalar" if gate_log.dim() == 2 else "vector")
+
+
+def gla_parallel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                 gate_log: torch.Tensor | None) -> torch.Tensor:
+    """o_t = sum_{s<=t} (sum_c q_t[c] k_s[c] omega_{t,s(,c)}) v_s in one shot. Shapes as gla_reference."""
+    if gate_log is None:
+        scores = (q @ k.transpose(1, 2)).tril()                            # (B, T, T)
+    elif gate_log.dim() == 2:
+        scores = (q @ k.transpose(1, 2)) * weights_from_gate_log(gate_log)
+    else:
+        # vector gates: the weight differs per key coordinate, so it enters inside the q.k sum
+        # (elementwise then sum: as an einsum this becomes many tiny matrix products, several times slower)
+        scores = (q[:, :, None, :] * weights_from_gate_log(gate_log) * k[:, None, :, :]).sum(-1)
+    return scores @ v
+
+
+def gla_chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gate_log: torch.Tensor | None,
+                chunk_size: int | None = None) -> torch.Tensor:
+    """The same outputs in O(T C D + T D^2): parallel inside chunks of C tokens (default
+    CHUNK_SIZE[gating]), a recurrence across them."""
+    batch, num_tokens, width = q.shape
+    chunk_size = chunk_size or CHUNK_SIZE[gating_of(gate_log)]
+    if gate_log is None:
+        gate_log = q.new_zeros(batch, num_tokens)   # no gating = gates of exactly 1
+    # 1. pad to whole chunks; padding sits after every real token, so it changes no real output
+    padding = -num_tokens % chunk_size
+    num_chunks = (num_tokens + padding) // chunk_size
+
+    def to_chunks(x: torch.Tensor) -> torch.Tensor:
+        padded = F.pad(x, (0, 0, 0, padding)) if x.dim() == 3 else F.pad(x, (0, padding))
+        return padded.reshape(batch * num_chunks, chunk_size, *x.shape[2:])
+
+    q_c, k_c, v_c, gate_log_c = map(to_chunks, (q, k, v, gate_log))
+    # 2. within each chunk: the parallel form
+    intra = gla_parallel(q_c, k_c, v_c, gate_log_c)
+    # Log decays per key coordinate (B*N, C, D or 1): a scalar gate decays every key coordinate alike
+    decay_log = gate_log_c if gate_log_c.dim() == 3 else gate_log_c[..., None]
+    # 3. what each chunk alone leaves in the state at its end: sum_s v_s (k_s ⊙ decay(s -> end))^T
+    chunk_state = torch.einsum("ncv,nck->nvk", v_c, k_c * torch.exp(suffix_sums(decay_log, dim=1)))
+    chunk_decay = torch.exp(decay_log.sum(dim=1))                          # (B*N, D or 1)
+    chunk_state = chunk_state.reshape(batch, num_chunks, v.shape[-1], width)
+    chunk_decay = chunk_decay.reshape(batch, num_chunks, 1, -1)
+    # 4. across chunks: the state entering each chunk, S_in[n] = decay_{n-1} ⊙ S_in[n-1] + chunk_state[n-1]
+    # (unbind, not indexing chunk by chunk: each index's backward would write a whole zero tensor)
+    state = q.new_zeros(batch, v.shape[-1], width)
+    entering = []
+    for decay, contribution in zip(chunk_decay.unbind(1), chunk_state.unbind(1)):
+        entering.append(state)
+        state = decay * state + contribution
+    entering = torch.stack(entering, dim=1).reshape(batch * num_chunks, v.shape[-1], width)
+    # 5. each position reads the entering state, decayed by the gates from the chunk start to itself
+    inter = torch.einsum("nvk,nck->ncv", entering, q_c * torch.exp(decay_log.cumsum(dim=1)))
+    return (intra + inter).reshape(batch, num_chunks * chunk_size, -1)[:, :num_tokens]
+
+
+def choose_form(num_tokens: int, gating: str) -> str:
+    """The faster form on CPU for a prompt of num_tokens tokens (timings at PARALLEL_MAX_TOKENS)."""
+    return "parallel" if num_tokens <= PARALLEL_MAX_TOKENS[gating] else "chunked"
+
+
+def gla_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gate_log: torch.Tensor | None,
+                  form: str = "auto", chunk_size: int | None = None) -> torch.Tensor:
+    """Dispatch to one form. q, k, v (B, T, D); gate_log None, (B, T) or (B, T, D)."""
+    if form == "auto":
+        form = choose_form(q.shape[1], gating_of(gate_log))
+    if form == "parallel":
+        return gla_parallel(q, k, v, gate_log)
+    if form == "chunked":
+        return gla_chunked(q, k, v, gate_log, chunk_size)
+    if form == "reference":
+        return gla_reference(q, k, v, gate_log)
+    raise ValueError(f"form: must be one of {', '.join(FORMS)}, got {form!r}")
+
+
+# ---------------------------------------------------------------- layer and model
+def _normal_(tensor: torch.Tensor, std: float, generator: torch.Generator) -> None:
+    """Fill with N(0, std^2) draws from `generator` (on the generator's device, then moved)."""
+    draw = torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype, device=generator.device)
+    tensor.copy_(std * draw)
+
+
+def _logit(p: float) -> float:
+    return math.log(p) - math.log1p(-p)
+
+
+class GLALayer(nn.Module):
+    """One GLA head over tokens of width D: q, k, v projections D x D (no bias), gate Linear(D, 1)
+    (scalar) or Linear(D, D) (vector) or none."""
+
+    def __init__(self, config: GLAConfig):
+        super().__init__()
+        self.config = config
+        width = config.token_width
+        # skip_init: parameters are filled by GLAModel's explicit-generator inits, never torch's global RNG
+        self.Wq = nn.utils.skip_init(nn.Linear, width, width, bias=False)
+        self.Wk = nn.utils.skip_init(nn.Linear, width, width, bias=False)
+        self.Wv = nn.utils.skip_init(nn.Linear, width, width, bias=False)
+        gate_outputs = {"none": 0, "scalar": 1, "vector": width}[config.gating]
+        self.Wg = nn.utils.skip_init(nn.Linear, width, gate_outputs) if gate_outputs else None
+
+    def gate_log(self, z: torch.Tensor) -> torch.Tensor | None:
+        """log g for tokens z (B, T, D): (B, T) scalar, (B, T, D) vector, None without gating."""
+        if self.Wg is None:
+            return None
+        gate_log = F.logsigmoid(self.Wg(z))
+        return gate_log.squeeze(-1) if self.config.gating == "scalar" else gate_log
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, T, D) -> o (B, T, D)."""
+        return gla_attention(self.Wq(z), self.Wk(z), self.Wv(z), self.gate_log(z),
+                             self.config.form, self.config.chunk_size)
+
+
+class GLAModel(nn.Module):
+    """A residual stack of GLA layers that predicts the query's label.
+
+    Parameters start from `init_random(generator)` (a fixed seed-0 generator when none is given);
+    `init_structured` restarts them near the WPGD construction. Use `.double()` for float64.
+    """
+
+    def __init__(self, config: GLAConfig, generator: torch.Generator | None = None):
+        super().__init__()
+        self.config = config
+        self.layers = nn.ModuleList(GLALayer(config) for _ in range(config.layers))
+        self.init_random(generator if generator is not None else torch.Generator().manual_seed(0))
+
+    # ------------------------------------------------------------ initialisation
+    @torch.no_grad()
+    def init_random(self, generator: torch.Generator, std: float | None = None) -> "GLAModel":
+        """Every weight N(0, std^2) (std = 1/sqrt(D) by default), gate biases 0 (gates near 1/2)."""
+        std = self.config.token_width ** -0.5 if std is None else std
+        for name, parameter in self.named_parameters():
+            if name.endswith("bias"):
+                parameter.zero_()
+            else:
+                _normal_(parameter, std, generator)
+        return self
+
+    @torch.no_grad()
+    def init_structured(self, generator: torch.Generator, qk_scale: float = 0.3, gate: float = 0.97,
+                        noise: float = 0.01) -> "GLAModel":
+        """Start near the WPGD construction of THEORY §3: Wv reads the label slot with -1, Wq and Wk
+        are qk_scale * I on the x block (so each layer is a GD step of size qk_scale^2; about 1/n suits
+        n examples), every gate starts at `gate` through its bias. Every weight also gets N(0, noise^2)."""
+        if not 0.0 < gate < 1.0:
+            raise ValueError(f"gate: must be strictly between 0 and 1, got {gate}")
+        self.init_random(generator, std=noise)
+        d = label = self.config.label_index
+        for layer in self.layers:
+            layer.Wv.weight[label, label] = -1.0
+            layer.Wq.weight[:d, :d].diagonal().add_(qk_scale)
+            layer.Wk.weight[:d, :d].diagonal().add_(qk_scale)
+            if layer.Wg is not None:
+                layer.Wg.bias.fill_(_logit(gate))
+        return self
+
+    # ------------------------------------------------------------ forward
+    def hidden_states(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """[Z^0 = tokens, Z^1, ..., Z^L], each (B, T, D), with Z^{l+1} = Z^l + GLA_l(Z^l)."""
+        states = [tokens]
+        for layer in self.layers:
+            states.append(states[-1] + layer(states[-1]))
+        return states
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, T, D), query last -> prediction (B,) = -Z^L[:, -1, label_index]
+        (minus: the construction writes -yhat, as Wv = -1 on the label slot)."""
+        return -self.hidden_states(tokens)[-1][:, -1, self.config.label_index]
+
+    # ------------------------------------------------------------ what the gates do
+    def gate_logs(self, tokens: torch.Tensor) -> list[torch.Tensor | None]:
+        """Per layer, log gates computed from that layer's input Z^l."""
+        return [layer.gate_log(z) for layer, z in zip(self.layers, self.hidden_states(tokens))]
+
+    def gates(self, tokens: torch.Tensor) -> list[torch.Tensor | None]:
+        """Per layer, gate values g in (0, 1): (B, T) scalar, (B, T, D) vector, None without gating."""
+        return [None if gate_log is None else torch.exp(gate_log) for gate_log in self.gate_logs(tokens)]
+
+    def induced_weights(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """Per layer omega_{t,s} = prod_{m=s+1..t} g_m: (B, T, T), or (B, T, T, D) per key coordinate
+        for vector gates; the all-ones lower triangle without gating."""
+        batch, num_tokens, _ = tokens.shape
+        ones = torch.ones(num_tokens, num_tokens, dtype=tokens.dtype, device=tokens.device).tril()
+        return [ones.expand(batch, -1, -1) if gate_log is None else weights_from_gate_log(gate_log)
+                for gate_log in self.gate_logs(tokens)]
+
+    def induced_query_weights(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """Per layer the query's row omega_{T,s} = prod_{m=s+1..T} g_m: (B, T) or (B, T, D);
+        costs O(T) where induced_weights costs O(T^2)."""
+        return [torch.ones_like(tokens[..., 0]) if gate_log is None else torch.exp(suffix_sums(gate_log, dim=1))
+                for gate_log in self.gate_logs(tokens)]

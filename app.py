@@ -8,7 +8,8 @@ import streamlit as st
 
 import lab_ui
 
-st.set_page_config(page_title="GLA Lab", page_icon=":material/call_split:", layout="wide", initial_sidebar_state="expanded")
+st.set_page_config(page_title="GLA Lab", page_icon=":material/call_split:", layout="wide",
+                   initial_sidebar_state="expanded")
 
 PAGES = [
     st.Page("app_pages/home.py", title="Home: gating is weighting", icon=":material/home:", default=True),

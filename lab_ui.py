@@ -12,8 +12,8 @@ import json
 import os
 import shlex
 import threading
-from dataclasses import asdict
 from contextlib import nullcontext
+from dataclasses import asdict
 from typing import Any, Callable
 
 import numpy as np
@@ -21,18 +21,18 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from gla_core import theory
 from gla_core.limits import host_limits
 from gla_core.sampling import DELIMITER, EXAMPLE, layout
 from gla_core.session import LiveRun, ResultStore
 from gla_core.spec import DELIMITERS, PromptSpec, SpecError, list_presets, load_preset
-from gla_core import theory
-from gla_core.train import ANALYTIC_KEY, GATINGS, TrainConfig, Trainer
+from gla_core.train import ANALYTIC_KEY, GATINGS, Snapshot, TrainConfig, Trainer
 
 # torch's thread pool is process-wide: split the machine's cores between the runs allowed at once.
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 torch.set_num_threads(max(1, CORES // host_limits().max_concurrent_runs))
 
-POLL_SECONDS = 1.0          # how often a page refreshes while its run is alive (each refresh costs the trainer CPU)
+POLL_SECONDS = 1.0          # how often a page refreshes while its run computes (a refresh costs the trainer CPU)
 STEP_SIZE = 25              # steps one press of Step trains (one evaluation interval)
 STEPPING_WALL_SECONDS = 4 * 3600.0  # a run that may pause is limited by its computing time instead
 RESULT_CAPACITY = 256       # finished runs kept for every session to reuse
@@ -183,7 +183,8 @@ def preset_settings(name: str) -> dict:
               "task_corr": json.dumps(spec["task_corr"]) if spec.get("task_corr") else "",
               "gating": model.get("gating", "scalar"), "layers": model.get("layers", 1)}
     defaults = TrainConfig()
-    values.update({name: train.get(name, getattr(defaults, name)) for name in ("steps", "lr", "batch", "seed", "device")})
+    values.update({name: train.get(name, getattr(defaults, name))
+                   for name in ("steps", "lr", "batch", "seed", "device")})
     for k, task in enumerate(tasks, start=1):
         corr = task.get("corr", 0.0)
         values[f"n{k}"] = task["n"]
@@ -192,7 +193,7 @@ def preset_settings(name: str) -> dict:
     return values
 
 
-def use_preset(preset_key: str = "preset") -> None:
+def use_preset(preset_key: str) -> None:
     """on_change of a preset box: every control jumps to the chosen preset's values."""
     for key, value in preset_settings(st.session_state[preset_key]).items():
         st.session_state[key] = value
@@ -229,7 +230,7 @@ def prompt_settings(controls: "Controls", defaults: dict, max_tasks: int = MAX_T
     per_coordinate = controls(st.toggle, "Relevance per coordinate", "per_coord", hide_as="tasks",
                               value=defaults["per_coord"],
                               help="Give each task d correlations (one per coordinate) instead of one number.")
-    tasks, problems = [], []
+    tasks = []
     for k in range(1, num_tasks + 1):
         n = controls(st.slider, f"Task {k}: examples", f"n{k}", hide_as="tasks", min_value=1, max_value=64,
                      value=int(defaults[f"n{k}"]))
@@ -313,7 +314,8 @@ def on_phone() -> bool:
 def show_invalid(error: Exception) -> None:
     """An invalid setting, said plainly, in place of the figure it would have drawn."""
     field, _, message = str(error).partition(": ")
-    st.error(f"**This setting cannot be used** — `{field}`: {message}" if message else str(error), icon=":material/warning:")
+    st.error(f"**This setting cannot be used** — `{field}`: {message}" if message else str(error),
+             icon=":material/warning:")
 
 
 def chart(figure: go.Figure, description: str, key: str | None = None) -> None:
@@ -374,6 +376,13 @@ def store_finished(store: ResultStore) -> Callable[[Trainer], None]:
     return keep
 
 
+def snapshot_from_result(result: dict) -> Snapshot:
+    """A stored run's result (Trainer.result) seen as the snapshot of a run that has ended."""
+    return Snapshot(step=result["steps"], total_steps=result["config"]["steps"], seconds=result["seconds"],
+                    test_risk=result["test_risk"], test_mse=result["test_mse"], cosine=result["cosine"],
+                    induced_weights=result["induced_weights"], status=result["status"], reason=result["reason"])
+
+
 def train_config(step_mode: bool, **settings) -> TrainConfig:
     """A TrainConfig for the app: the command line's defaults, the host's time limit (a run that may
     pause gets a long wall-clock limit; its computing time is limited by the LiveRun)."""
@@ -406,7 +415,8 @@ def status_line(run: LiveRun) -> None:
     position = f" (model {run.trainers.index(trainer) + 1} of {len(run.trainers)})" if len(run.trainers) > 1 else ""
     if phase == "waiting":
         st.info(f"Waiting for a free training slot{position} — the server trains "
-                f"{host_limits().max_concurrent_runs} models at a time. It starts by itself.", icon=":material/hourglass_top:")
+                f"{host_limits().max_concurrent_runs} models at a time. It starts by itself.",
+                icon=":material/hourglass_top:")
         return
     fraction = snapshot.step / max(snapshot.total_steps, 1)
     seconds = run.active_seconds()
@@ -415,7 +425,8 @@ def status_line(run: LiveRun) -> None:
         when = f"about {left:.0f} s left" if np.isfinite(left) else "estimating time left"
         text = f"Training{position}: step {snapshot.step} of {snapshot.total_steps} · {when}"
     elif phase == "paused":
-        text = f"Paused at step {snapshot.step} of {snapshot.total_steps} — Step for {STEP_SIZE} more, Train to finish"
+        text = (f"Paused at step {snapshot.step} of {snapshot.total_steps} — Step for {STEP_SIZE} more, "
+                "Train to finish")
     else:
         text = f"{ended_status(run, snapshot)} · {snapshot.step} steps in {seconds:.1f} s of training"
     st.progress(min(fraction, 1.0), text=text)
@@ -446,13 +457,13 @@ def weights_csv(spec: PromptSpec, analytic: dict, gating: str, induced_per_layer
     writer = csv.writer(out)
     per_coordinate = target.ndim == 2
     writer.writerow(["example", "task"] + (["coordinate"] if per_coordinate else [])
-                    + ["optimal_wpgd", f"best_{ANALYTIC_KEY[gating]}"] + [f"induced_layer_{l + 1}" for l in range(len(induced))])
+                    + ["optimal_wpgd", f"best_{ANALYTIC_KEY[gating]}"]
+                    + [f"induced_layer_{layer + 1}" for layer in range(len(induced))])
     for i, task in enumerate(spec.example_task):
         for c in range(target.shape[1] if per_coordinate else 1):
             where = (i, c) if per_coordinate else (i,)
-            writer.writerow([i + 1, int(task) + 1] + ([c + 1] if per_coordinate else [])
-                            + [optimal[i], target[where]] + [layer[where] if layer.shape == target.shape else layer[i]
-                                                              for layer in induced])
+            writer.writerow([i + 1, int(task) + 1] + ([c + 1] if per_coordinate else []) + [optimal[i], target[where]]
+                            + [layer[where] if layer.shape == target.shape else layer[i] for layer in induced])
     return out.getvalue()
 
 

@@ -10,8 +10,8 @@ from gla_core.spec import SpecError
 PURPOSE = "depth"
 DEPTHS = (1, 2, 3, 4)
 
-controls = lab_ui.Controls(PURPOSE, {"dp_preset": "Preset",
-                                     **{name: label for name, label in lab_ui.SETTING_LABELS.items() if name != "layers"}})
+HIDEABLE = {"dp_preset": "preset", **{name: label for name, label in lab_ui.SETTING_LABELS.items() if name != "layers"}}
+controls = lab_ui.Controls(PURPOSE, HIDEABLE)
 
 st.title("Depth: more layers, more gradient steps")
 st.markdown("With the WPGD construction in every layer, a GLA of $L$ layers runs $L$ steps of **causal** WPGD: "

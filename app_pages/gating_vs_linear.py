@@ -27,7 +27,8 @@ with st.sidebar:
     sweep = controls(st.radio, "What to sweep", "gv_sweep", options=list(SWEEPS), captions=list(SWEEPS.values()))
 base = load_preset(preset)["spec"]
 st.caption(f"Base prompt: **{load_preset(preset)['title']}** — " + ", ".join(
-    f"task {k + 1}: {task['n']} examples, relevance {lab_ui.format_corr(task['corr'])}" for k, task in enumerate(base["tasks"])))
+    f"task {k + 1}: {task['n']} examples, relevance {lab_ui.format_corr(task['corr'])}"
+    for k, task in enumerate(base["tasks"])))
 
 
 def with_tasks(tasks: list[dict]) -> dict:
@@ -116,7 +117,8 @@ lab_ui.live_panel(run if same_settings else None, draw)
 gain = (linear - best_gated) / linear
 if not wins.any():
     st.success("**Here gating never helps**: on every setting of this sweep the best weights are equal weights "
-               "(or gates cannot reach better ones), so linear attention is already as good as a GLA.", icon=":material/balance:")
+               "(or gates cannot reach better ones), so linear attention is already as good as a GLA.",
+               icon=":material/balance:")
 else:
     best = int(np.argmax(gain))
     st.success(f"**Gating wins on {int(wins.sum())} of {len(x)} settings**, by up to {100 * gain[best]:.1f}% lower "
@@ -127,4 +129,5 @@ gap = np.asarray(best_gated) - np.asarray(risks["optimal"])
 if (gap > 1e-6 * linear).any():
     st.info(f"On {int((gap > 1e-6 * linear).sum())} settings even the best gated model stays above optimal WPGD "
             "(the black line): there the optimal weights shrink toward the query, which gate products cannot do.")
-st.latex(r"\text{gating wins} \iff \min_{\omega \text{ reachable}} L(P^*(\omega), \omega) < L(P^*(\mathbf{1}), \mathbf{1})")
+st.latex(r"\text{gating wins} \iff \min_{\omega \text{ reachable}} L(P^*(\omega), \omega)"
+         r" < L(P^*(\mathbf{1}), \mathbf{1})")

@@ -35,8 +35,9 @@ else:
     analytic = lab_ui.analytic_for(spec.to_json())
     relevances = ", ".join(f"{task.corr:g}" for task in spec.tasks)
     lab_ui.chart(
-        figures.token_weights(spec.example_task, {"optimal WPGD ω*": analytic["optimal"]["omega"],
-                                                  "linear attention (all equal)": analytic["linear_attention"]["omega"]},
+        figures.token_weights(spec.example_task,
+                              {"optimal WPGD ω*": analytic["optimal"]["omega"],
+                               "linear attention (all equal)": analytic["linear_attention"]["omega"]},
                               title="The optimal weight of each example"),
         f"Three tasks of 10 examples, related to the query task by {relevances}. Bars and diamonds: the optimal "
         "weights; circles: linear attention's equal weights. Examples of a more related task count more.",
@@ -46,12 +47,16 @@ else:
                 f"**{analytic['scalar_gla']['risk']:.3f}** (predicting 0: {analytic['zero']['risk']:.3f}).")
 
 st.subheader("Explore")
-PAGES = [
-    ("app_pages/playground.py", "Playground", ":material/science:", "Train a GLA live and watch its gates become the optimal weights."),
-    ("app_pages/landscape.py", "Landscape", ":material/landscape:", "The risk over all weightings: one optimum, flat along rays."),
-    ("app_pages/gating_vs_linear.py", "Gating vs linear attention", ":material/balance:", "When do gates beat equal weights?"),
+PAGES = [  # path, title, icon, what it shows
+    ("app_pages/playground.py", "Playground", ":material/science:",
+     "Train a GLA live and watch its gates become the optimal weights."),
+    ("app_pages/landscape.py", "Landscape", ":material/landscape:",
+     "The risk over all weightings: one optimum, flat along rays."),
+    ("app_pages/gating_vs_linear.py", "Gating vs linear attention", ":material/balance:",
+     "When do gates beat equal weights?"),
     ("app_pages/depth.py", "Depth", ":material/stacks:", "More layers, more gradient steps, lower risk."),
-    ("app_pages/recurrence.py", "Inside the recurrence", ":material/replay:", "Step through one prompt, token by token."),
+    ("app_pages/recurrence.py", "Inside the recurrence", ":material/replay:",
+     "Step through one prompt, token by token."),
 ]
 for path, title, icon, blurb in PAGES:
     link_col, blurb_col = st.columns([1, 2], vertical_alignment="center")

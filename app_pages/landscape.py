@@ -19,7 +19,8 @@ with st.sidebar:
     num_tasks = controls(st.radio, "Number of tasks", "ls_tasks", options=[2, 3], index=0, horizontal=True)
     defaults = {2: (0.3, 0.8), 3: (0.2, 0.5, 0.9)}[num_tasks]
     relevance = [controls(st.slider, f"Relevance of task {k + 1} to the query", f"ls_r{k + 1}", hide_as="relevance",
-                          min_value=-1.0, max_value=1.0, step=0.05, value=default) for k, default in enumerate(defaults)]
+                          min_value=-1.0, max_value=1.0, step=0.05, value=default)
+                 for k, default in enumerate(defaults)]
     examples = controls(st.slider, "Examples per task", "ls_n", hide_as="ls_shape", min_value=1, max_value=64, value=10)
     d = controls(st.slider, "Dimension d", "ls_d", hide_as="ls_shape", min_value=1, max_value=8, value=4)
     noise = controls(st.slider, "Label noise σ", "ls_noise", hide_as="ls_shape", min_value=0.0, max_value=2.0,
@@ -75,7 +76,8 @@ verdict = ("The optimal weights grow toward the query, so **scalar gates reach t
            f"The optimal weights do not grow toward the query, and gate products can only shrink going back in the "
            f"prompt: **scalar gates stop {gap:.4f} above the optimum**.")
 st.markdown(f"Risk at the optimum **{points['optimal']['risk']:.4f}**, at equal weights (linear attention) "
-            f"**{points['linear_attention']['risk']:.4f}**, best scalar-gated **{points['monotone_best']['risk']:.4f}**. "
+            f"**{points['linear_attention']['risk']:.4f}**, best scalar-gated "
+            f"**{points['monotone_best']['risk']:.4f}**. "
             + verdict)
 
 st.subheader("The optimal preconditioner P*")

@@ -41,8 +41,10 @@ except SpecError as error:
     st.stop()
 
 st.info(f"**{load_preset(preset)['title']}.** {load_preset(preset)['description']}"
-        if spec == preset_spec(preset) else "**Your own prompt** (changed from the preset).", icon=":material/description:")
+        if spec == preset_spec(preset) else "**Your own prompt** (changed from the preset).",
+        icon=":material/description:")
 tag = (spec.to_json(), json.dumps(settings, sort_keys=True))
+store = lab_ui.result_store()
 runs = lab_ui.session_runs()
 run = runs.get(PURPOSE)
 same_settings = run is not None and runs.tag(PURPOSE) == tag
@@ -59,7 +61,7 @@ def train() -> None:
     if same_settings and run.alive:
         run.resume()
     else:
-        lab_ui.start_run(PURPOSE, [(spec, config)], tag)
+        lab_ui.start_run(PURPOSE, [(spec, config)], tag, on_trainer_finished=lab_ui.store_finished(store))
 
 
 def step() -> None:
@@ -67,7 +69,7 @@ def step() -> None:
         run.grant(lab_ui.STEP_SIZE)
     else:
         lab_ui.start_run(PURPOSE, [(spec, lab_ui.train_config(True, **settings))], tag,
-                         step_budget=lab_ui.STEP_SIZE)
+                         step_budget=lab_ui.STEP_SIZE, on_trainer_finished=lab_ui.store_finished(store))
 
 
 def stop() -> None:
@@ -79,8 +81,8 @@ def reset() -> None:
 
 
 if lab_ui.on_phone():
-    st.warning("On a phone the Playground shows the theory for the chosen preset; open it on a larger screen "
-               "to train models live.", icon=":material/smartphone:")
+    st.warning("On a phone the Playground shows the theory, and models trained earlier on this server; open it "
+               "on a larger screen to train models live.", icon=":material/smartphone:")
 else:
     computing = same_settings and run.phase in ("waiting", "running")
     train_col, step_col, stop_col, reset_col = st.columns(4)
@@ -105,7 +107,10 @@ def draw(run) -> None:
         lab_ui.status_line(run)
     else:
         shown_spec, analytic, gating = spec, lab_ui.analytic_for(spec.to_json()), settings["gating"]
-        snapshot, history = None, []
+        stored = store.get(lab_ui.result_key(spec, config)) if lab_ui.on_phone() else None
+        snapshot, history = (lab_ui.snapshot_from_result(stored), stored["history"]) if stored else (None, [])
+        if stored:
+            st.caption(f"A model trained earlier on this server with these settings ({stored['steps']} steps).")
     target_key = ANALYTIC_KEY[gating]
     trained = snapshot is not None and bool(snapshot.induced_weights)
     risks = lab_ui.analytic_risks(analytic, gating)

@@ -38,7 +38,8 @@ solution = lab_ui.analytic_for(spec.to_json())["scalar_gla"]
 block_weights, P = np.asarray(solution["block_weights"]), np.asarray(solution["P"])
 if not np.all(block_weights > 0):
     st.warning("The best gated weights give a task zero weight here (it carries no information about the query "
-               "task); a gate product cannot be exactly zero. Move a relevance slider away from 0.", icon=":material/warning:")
+               "task); a gate product cannot be exactly zero. Move a relevance slider away from 0.",
+               icon=":material/warning:")
     st.stop()
 
 # The model, one prompt, and everything the recurrence computes, in float64.
@@ -92,7 +93,8 @@ st.subheader("At the query: GLA and WPGD side by side")
 st.table({"": ["GLA: the state read by the query", "WPGD: the formula", "difference"],
           "prediction": [f"{recurrence_prediction:.15f}", f"{wpgd_prediction:.15f}",
                          f"{abs(recurrence_prediction - wpgd_prediction):.1e}"]}, hide_index=True)
-st.latex(r"\hat y_{\mathrm{GLA}} = -\,(S_T\, q_T)[y] \;=\; x^\top P \sum_i \omega_i\, y_i\, x_i = \hat y_{\mathrm{WPGD}}, "
+st.latex(r"\hat y_{\mathrm{GLA}} = -\,(S_T\, q_T)[y] \;=\; x^\top P \sum_i \omega_i\, y_i\, x_i"
+         r" = \hat y_{\mathrm{WPGD}}, "
          r"\qquad \omega_i = w_{k(i)}")
 st.caption(f"Task weights w = ({', '.join(f'{w:.4f}' for w in block_weights)}), the best a scalar-gated GLA can "
            f"reach for this prompt, and P = {P[0, 0]:.4f}·I. The model's own forward pass "

@@ -51,6 +51,10 @@ def _style(fig: go.Figure, title: str, x_title: str = "", y_title: str = "", hei
     return fig
 
 
+def _marker(symbol: str, colour: str, size: int) -> dict:
+    return {"symbol": symbol, "size": size, "color": colour, "line": {"width": 2, "color": colour}}
+
+
 def _delimiter_lines(fig: go.Figure, example_task: Sequence[int], **where) -> None:
     """A dotted line between tasks, where the prompt puts a delimiter token."""
     example_task = np.asarray(example_task)
@@ -130,7 +134,10 @@ def token_weights(example_task: Sequence[int], references: Mapping[str, Sequence
         return _token_weight_maps(target, target_label, example_task, induced, title)
     example_task = np.asarray(example_task)
     positions = np.arange(1, len(target) + 1)
-    bars, bar_name, opacity = (target, "{}", 0.45) if induced is None else (same_gauge(induced, target), "trained, {}", 1.0)
+    if induced is None:
+        bars, bar_name, opacity = target, "{}", 0.45
+    else:
+        bars, bar_name, opacity = same_gauge(induced, target), "trained, {}", 1.0
     fig = go.Figure()
     for k in np.unique(example_task):
         mine = example_task == k
@@ -141,7 +148,7 @@ def token_weights(example_task: Sequence[int], references: Mapping[str, Sequence
     for (label, weights), (symbol, colour) in zip([(target_label, target), *others], symbols):
         fig.add_trace(go.Scatter(
             x=positions, y=weights, mode="markers", name=label,
-            marker={"symbol": symbol, "size": 10, "color": colour, "line": {"color": colour, "width": 2}},
+            marker=_marker(symbol, colour, 10),
             hovertemplate=f"example %{{x}}<br>{label} %{{y:.3f}}<extra></extra>"))
     _delimiter_lines(fig, example_task)
     fig = _style(fig, title, "in-context example (prompt order; dotted line = delimiter)", "weight (max |ω| = 1)")
@@ -341,7 +348,7 @@ def landscape_angle(theta: Sequence[float], risk: Sequence[float], points: Mappi
     for key, (label, symbol, colour) in _point_markers().items():
         point = points[key]
         fig.add_trace(go.Scatter(x=[np.degrees(point["theta"])], y=[point["risk"]], mode="markers", name=label,
-                                 marker={"symbol": symbol, "size": 16, "color": colour, "line": {"width": 2, "color": colour}},
+                                 marker=_marker(symbol, colour, 16),
                                  hovertemplate=f"{label}<br>θ = %{{x:.1f}}°<br>risk %{{y:.4f}}<extra></extra>"))
     fig = _style(fig, title, "direction θ of (w1, w2), degrees (w and −w: the same predictor)", "risk", height=380)
     fig.update_xaxes(range=[-90, 90], tickvals=[-90, -45, 0, 45, 90])
@@ -358,9 +365,11 @@ def landscape_plane(axis: Sequence[float], risk: Sequence[Sequence[float]], poin
     fig = go.Figure(go.Heatmap(x=axis, y=axis, z=risk, colorscale=SEQUENTIAL, colorbar={"title": "risk"},
                                hovertemplate="w1 = %{x:.2f}, w2 = %{y:.2f}<br>risk %{z:.4f}<extra></extra>"))
     low, high = cone_theta
-    wedge = [(0.0, 0.0)] + [(edge * np.cos(a) / max(abs(np.cos(a)), abs(np.sin(a))),
-                             edge * np.sin(a) / max(abs(np.cos(a)), abs(np.sin(a)))) for a in np.linspace(low, high, 20)]
-    fig.add_trace(go.Scatter(x=[p[0] for p in wedge] + [0.0], y=[p[1] for p in wedge] + [0.0], mode="lines",
+    angles = np.linspace(low, high, 20)
+    to_edge = edge / np.maximum(np.abs(np.cos(angles)), np.abs(np.sin(angles)))   # each ray out to the square's edge
+    wedge_x = np.concatenate([[0.0], to_edge * np.cos(angles), [0.0]])
+    wedge_y = np.concatenate([[0.0], to_edge * np.sin(angles), [0.0]])
+    fig.add_trace(go.Scatter(x=wedge_x, y=wedge_y, mode="lines",
                              fill="toself", fillcolor="rgba(86,180,233,0.25)", line={"color": SKY, "width": 2},
                              name="reachable by scalar gates", hoverinfo="skip"))
     for key, (label, symbol, colour) in _point_markers().items():
@@ -368,7 +377,7 @@ def landscape_plane(axis: Sequence[float], risk: Sequence[Sequence[float]], poin
         direction = direction / np.abs(direction).max() * edge
         fig.add_trace(go.Scatter(x=[-direction[0], direction[0]], y=[-direction[1], direction[1]], mode="lines+markers",
                                  name=label, line={"color": colour, "width": 2, "dash": "dash"},
-                                 marker={"symbol": symbol, "size": 14, "color": colour, "line": {"width": 2, "color": colour}},
+                                 marker=_marker(symbol, colour, 14),
                                  hovertemplate=f"{label}<br>w1 = %{{x:.2f}}, w2 = %{{y:.2f}}<extra></extra>"))
     fig = _style(fig, title, "w1 (weight of task 1)", "w2 (weight of task 2)", height=460)
     fig.update_xaxes(range=[-edge, edge], constrain="domain")
@@ -386,18 +395,20 @@ def landscape_simplex(barycentric: Sequence[Sequence[float]], risk: Sequence[flo
         a=barycentric[:, 0], b=barycentric[:, 1], c=barycentric[:, 2], mode="markers", name="risk",
         marker={"color": risk, "colorscale": SEQUENTIAL, "size": 9, "symbol": "triangle-up",
                 "colorbar": {"title": "risk"}, "showscale": True},
-        hovertemplate="w = (%{a:.2f}, %{b:.2f}, %{c:.2f})<br>risk %{marker.color:.4f}<extra></extra>", showlegend=False))
+        hovertemplate="w = (%{a:.2f}, %{b:.2f}, %{c:.2f})<br>risk %{marker.color:.4f}<extra></extra>",
+        showlegend=False))
     cone = np.asarray(cone_vertices, dtype=float)
     cone = np.vstack([cone, cone[:1]])
-    fig.add_trace(go.Scatterternary(a=cone[:, 0], b=cone[:, 1], c=cone[:, 2], mode="lines", name="reachable by scalar gates",
-                                    line={"color": SKY, "width": 3}, hoverinfo="skip"))
+    fig.add_trace(go.Scatterternary(a=cone[:, 0], b=cone[:, 1], c=cone[:, 2], mode="lines",
+                                    name="reachable by scalar gates", line={"color": SKY, "width": 3},
+                                    hoverinfo="skip"))
     for key, (label, symbol, colour) in _point_markers().items():
         point = points[key]
         w = np.asarray(point["w"], dtype=float)
         if not point.get("inside", True):  # mixed signs (False) or parallel to the simplex (None): not drawable
             continue
         fig.add_trace(go.Scatterternary(a=[w[0]], b=[w[1]], c=[w[2]], mode="markers", name=label,
-                                        marker={"symbol": symbol, "size": 16, "color": colour, "line": {"width": 2, "color": colour}},
+                                        marker=_marker(symbol, colour, 16),
                                         hovertemplate=f"{label}<br>risk {point['risk']:.4f}<extra></extra>"))
     fig = _style(fig, title, height=480)
     fig.update_layout(ternary={"aaxis": {"title": "w1"}, "baxis": {"title": "w2"}, "caxis": {"title": "w3"}})
@@ -411,7 +422,8 @@ def recurrence_step(token_labels: Sequence[str], gates: Sequence[float], weights
     current token t (0-based `position`) gives each earlier token s (0 after t)."""
     labels = list(token_labels)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.14,
-                        subplot_titles=["gate g of each token", f"weight of each token as seen from {labels[position]}"])
+                        subplot_titles=["gate g of each token",
+                                        f"weight of each token as seen from {labels[position]}"])
     colours = [BLACK if index == position else (SKY if index < position else "#D9D9D9") for index in range(len(labels))]
     fig.add_trace(go.Bar(x=labels, y=gates, marker_color=colours, name="gate", showlegend=False,
                          hovertemplate="%{x}<br>gate %{y:.6f}<extra></extra>"), row=1, col=1)

@@ -86,7 +86,8 @@ def test_sweep_chart_shades_where_gating_wins_and_accepts_labels():
                               trained={"scalar_gla": [(2, 1.12)]})
     assert len(fig.layout.shapes) == 1
     assert fig.layout.shapes[0].x0 < 1 < 2 < fig.layout.shapes[0].x1 < 4
-    labelled = figures.sweep_chart(["a → b", "b → a"], {"optimal": [1, 2]}, "order", trained={"scalar_gla": [("b → a", 2)]})
+    labelled = figures.sweep_chart(["a → b", "b → a"], {"optimal": [1, 2]}, "order",
+                                   trained={"scalar_gla": [("b → a", 2)]})
     assert list(labelled.layout.xaxis.ticktext) == ["a → b", "b → a"]
     assert list(labelled.data[-1].x) == [1]
 
@@ -98,7 +99,8 @@ def test_landscape_figures_mark_the_optimum_and_the_cone():
                                     data["monotone_cone"]["theta"], data["zero_risk"])
     (optimum,) = traces_named(angle, "optimal")
     assert optimum.x[0] == pytest.approx(np.degrees(data["points"]["optimal"]["theta"]))
-    plane = figures.landscape_plane(data["grid"]["w"], data["grid"]["risk"], data["points"], data["monotone_cone"]["theta"])
+    plane = figures.landscape_plane(data["grid"]["w"], data["grid"]["risk"], data["points"],
+                                    data["monotone_cone"]["theta"])
     assert traces_named(plane, "reachable") and isinstance(plane.data[0], go.Heatmap)
     three = landscape_three_tasks(SPEC, resolution=10)
     simplex = figures.landscape_simplex(three["simplex"]["barycentric"], three["simplex"]["risk"], three["points"],

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from gla_core.train import TrainConfig
+
 sync_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.browser
@@ -29,6 +31,8 @@ CHROMIUM = os.environ.get("GLA_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 VIEWPORT = {"width": 1024, "height": 768}
+PHONE = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 "
+         "Mobile Safari/537.36")
 PAGES = {"home": "", "playground": "playground", "landscape": "landscape", "gating": "gating", "depth": "depth",
          "recurrence": "recurrence"}
 START_WAIT = 60      # seconds for the server to answer its health check
@@ -120,9 +124,24 @@ def slider_value(tab, key: str) -> str:
     return tab.locator(f'.st-key-{key} [data-testid="stSliderThumbValue"]').inner_text()
 
 
+def button(tab, name: str):
+    """One of the page's own buttons (while a script runs, Streamlit's header shows a 'Stop' of its own)."""
+    return tab.get_by_test_id("stMainBlockContainer").get_by_role("button", name=name, exact=True)
+
+
 def progress(tab) -> str:
     bars = tab.locator('[data-testid="stProgress"]')
     return bars.first.inner_text() if bars.count() else ""
+
+
+def wait_for_text(tab, pattern: str, timeout: float = PAGE_WAIT) -> None:
+    """Wait for text matching `pattern`; on a timeout keep a screenshot and say what the page showed."""
+    try:
+        tab.get_by_text(re.compile(pattern)).first.wait_for(timeout=timeout)
+    except sync_api.TimeoutError:
+        shot(tab, "timeout")
+        pytest.fail(f"no {pattern!r} after {timeout / 1000:.0f} s; progress line: {progress(tab)!r} "
+                    f"(screenshot: {ARTIFACTS / 'timeout.png'})")
 
 
 def step_of(text: str) -> int:
@@ -152,6 +171,29 @@ def test_a_shared_link_restores_the_settings(page, base_url):
     assert slider_value(other, "lr") == "0.1"
 
 
+def test_teacher_mode_hides_chosen_controls_and_enlarges_text(page, base_url):
+    open_page(page, f"{base_url}/playground")
+    normal_size = page.locator("h1").evaluate("h => parseFloat(getComputedStyle(h).fontSize)")
+    open_page(page, f"{base_url}/playground?teacher=true&hide_playground=training&hide_playground=advanced")
+    assert not page.locator(".st-key-lr").is_visible() and not page.locator(".st-key-seed").is_visible()
+    assert page.locator(".st-key-gating").is_visible()
+    assert page.locator("h1").evaluate("h => parseFloat(getComputedStyle(h).fontSize)") > normal_size
+    shot(page, "teacher_mode_hidden_controls")
+
+
+def test_a_phone_sees_results_not_training(browser, base_url):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, user_agent=PHONE)
+    try:
+        phone = context.new_page()
+        open_page(phone, f"{base_url}/playground")
+        assert phone.get_by_text("On a phone").is_visible()
+        assert button(phone, "Train").count() == 0
+        assert_no_exception(phone)
+        phone.screenshot(path=str(ARTIFACTS / "phone_playground.png"))
+    finally:
+        context.close()
+
+
 @pytest.mark.parametrize("name", list(PAGES))
 def test_every_page_loads_without_an_exception(page, base_url, name):
     open_page(page, f"{base_url}/{PAGES[name]}")
@@ -164,10 +206,10 @@ def test_every_page_loads_without_an_exception(page, base_url, name):
 def test_default_preset_trains_to_a_converged_comparison(page, base_url):
     open_page(page, f"{base_url}/playground")
     started = time.monotonic()
-    page.get_by_role("button", name="Train", exact=True).click()
-    page.get_by_text(re.compile(r"^Training: step \d+")).wait_for()
+    button(page, "Train").click()
+    wait_for_text(page, r"^Training: step \d+")
     shot(page, "training_live")
-    page.get_by_text(re.compile(r"^Finished · 600 steps")).wait_for(timeout=TRAIN_WAIT)
+    wait_for_text(page, rf"^Finished · {TrainConfig().steps} steps", TRAIN_WAIT)   # the default preset's steps
     seconds = time.monotonic() - started
     settle(page)
     assert_no_exception(page)
@@ -185,20 +227,20 @@ def test_default_preset_trains_to_a_converged_comparison(page, base_url):
 
 def test_another_click_leaves_the_run_alone_and_stop_stops_it(page, base_url):
     open_page(page, f"{base_url}/playground?steps=5000&seed=3")
-    page.get_by_role("button", name="Train", exact=True).click()
-    page.get_by_text(re.compile(r"^Training: step [1-9]")).wait_for()
+    button(page, "Train").click()
+    wait_for_text(page, r"^Training: step [1-9]")
     before = step_of(progress(page))
     # Another control, mid-run: the page reruns, the run goes on.
     page.locator(".st-key-gating").get_by_text("vector", exact=True).click()
-    page.get_by_text(re.compile("your settings have changed since it started")).wait_for()
+    wait_for_text(page, "your settings have changed since it started")
     page.wait_for_function(
         f"() => /step (\\d+)/.test(document.body.innerText) && "
         f"Number(document.body.innerText.match(/Training: step (\\d+)/)?.[1] ?? -1) > {before}",
         timeout=TRAIN_WAIT)
     assert progress(page).startswith("Training")
     shot(page, "run_survives_a_click")
-    page.get_by_role("button", name="Stop", exact=True).click()
-    page.get_by_text(re.compile(r"^Stopped · \d+ steps")).wait_for()
+    button(page, "Stop").click()
+    wait_for_text(page, r"^Stopped · \d+ steps")
     stopped_at = step_of(progress(page))
     page.wait_for_timeout(2000)
     settle(page)

@@ -43,10 +43,31 @@ class SpecError(ValueError):
 
 
 # ---------------------------------------------------------------- small typed readers
+SHOW_MAX_CHARS = 40   # an echoed bad value or key is cut to this, so a message stays one short line
+
+
+def _show(value: Any) -> str:
+    """A bad value as the message echoes it: its repr, on one line and cut short (a huge integer by its size)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= SHOW_MAX_CHARS else text[: SHOW_MAX_CHARS - 3] + "..."
+
+
+def _key_name(key: Any) -> str:
+    """A JSON key as a field name: itself when it is short printable text, else its shortened repr."""
+    if isinstance(key, str) and key and key.isprintable() and len(key) <= SHOW_MAX_CHARS:
+        return key
+    return _show(key)
+
+
 def _number(value: Any, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpecError(field, f"must be a number, got {type(value).__name__}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:   # an integer too large for a float
+        raise SpecError(field, f"must be a finite number, got {_show(value)}") from None
     if not math.isfinite(value):
         raise SpecError(field, f"must be a finite number, got {value}")
     return value
@@ -56,9 +77,9 @@ def _integer(value: Any, field: str, low: int, high: int) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(field, f"must be a whole number from {low} to {high}, got {value!r}")
+        raise SpecError(field, f"must be a whole number from {low} to {high}, got {_show(value)}")
     if not low <= value <= high:
-        raise SpecError(field, f"must be from {low} to {high}, got {value}")
+        raise SpecError(field, f"must be from {low} to {high}, got {_show(value)}")
     return value
 
 
@@ -72,9 +93,10 @@ def _correlation(value: Any, field: str) -> float:
 def _check_keys(data: Any, field: str, allowed: set[str], required: set[str]) -> None:
     if not isinstance(data, dict):
         raise SpecError(field, f"must be a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - allowed)
+    unknown = sorted(set(data) - allowed, key=_key_name)
     if unknown:
-        where = f"{field}.{unknown[0]}" if field != "spec" else unknown[0]
+        name = _key_name(unknown[0])
+        where = f"{field}.{name}" if field != "spec" else name
         raise SpecError(where, f"unknown field (allowed: {', '.join(sorted(allowed))})")
     missing = sorted(required - set(data))
     if missing:
@@ -116,7 +138,7 @@ class PromptSpec:
 
         delimiter = data.get("delimiter", "task")
         if delimiter not in DELIMITERS:
-            raise SpecError("delimiter", f"must be one of {', '.join(DELIMITERS)}, got {delimiter!r}")
+            raise SpecError("delimiter", f"must be one of {', '.join(DELIMITERS)}, got {_show(delimiter)}")
 
         condition = _number(data.get("feature_condition", 1.0), "feature_condition")
         if not 1.0 <= condition <= CONDITION_MAX:
@@ -145,8 +167,8 @@ class PromptSpec:
                 if len(corr) != d:
                     raise SpecError(f"{field}.corr", f"a per-coordinate list must have d = {d} numbers, got {len(corr)}")
                 corr = tuple(_correlation(c, f"{field}.corr[{c_index}]") for c_index, c in enumerate(corr))
-            elif corr is None:
-                corr = task_corr[k][num_tasks]  # type: ignore[index]
+            elif corr is None and task_corr is not None:   # absent or null: the matrix's value
+                corr = task_corr[k][num_tasks]
             else:
                 corr = _correlation(corr, f"{field}.corr")
                 if task_corr is not None and abs(corr - task_corr[k][num_tasks]) > SYMMETRY_TOL:
@@ -186,6 +208,10 @@ class PromptSpec:
             data = json.loads(text)
         except json.JSONDecodeError as error:
             raise SpecError("spec", f"is not valid JSON ({error.msg} at line {error.lineno})") from None
+        except RecursionError:
+            raise SpecError("spec", "is not valid JSON (nested too deeply)") from None
+        except ValueError:   # e.g. an integer over Python's 4300-digit limit
+            raise SpecError("spec", "is not valid JSON (a number is too long)") from None
         return cls.from_dict(data)
 
     def to_dict(self) -> dict:

@@ -171,6 +171,21 @@ def gla_chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gate_log: tor
     return (intra + inter).reshape(batch, num_chunks * chunk_size, -1)[:, :num_tokens]
 
 
+def gla_last_output(q_last: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                    gate_log: torch.Tensor | None) -> torch.Tensor:
+    """The last position's output alone, o_T = sum_s (sum_c q_T[c] k_s[c] omega_{T,s(,c)}) v_s, in O(T D^2).
+
+    q_last (B, D) is the last token's query; k, v, gate_log as gla_reference. The weights
+    omega_{T,s} = exp(suffix sum of log gates after s) are the query row of the decay matrix, so no
+    (T, T) matrix is ever built: a model that reads only the query's output needs nothing more.
+    """
+    if gate_log is not None:
+        omega = torch.exp(suffix_sums(gate_log, dim=1))                    # (B, T) or (B, T, D)
+        k = k * (omega[..., None] if omega.dim() == 2 else omega)
+    scores = torch.einsum("bsc,bc->bs", k, q_last)
+    return torch.einsum("bs,bsv->bv", scores, v)
+
+
 def choose_form(num_tokens: int, gating: str) -> str:
     """The faster form on CPU for a prompt of num_tokens tokens (timings at PARALLEL_MAX_TOKENS)."""
     return "parallel" if num_tokens <= PARALLEL_MAX_TOKENS[gating] else "chunked"
@@ -228,6 +243,10 @@ class GLALayer(nn.Module):
         return gla_attention(self.Wq(z), self.Wk(z), self.Wv(z), self.gate_log(z),
                              self.config.form, self.config.chunk_size)
 
+    def last_output(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, T, D) -> o_T (B, D): forward(z)[:, -1] without the other positions' outputs."""
+        return gla_last_output(self.Wq(z[:, -1]), self.Wk(z), self.Wv(z), self.gate_log(z))
+
 
 class GLAModel(nn.Module):
     """A residual stack of GLA layers that predicts the query's label.
@@ -282,8 +301,19 @@ class GLAModel(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, T, D), query last -> prediction (B,) = -Z^L[:, -1, label_index]
-        (minus: the construction writes -yhat, as Wv = -1 on the label slot)."""
-        return -self.hidden_states(tokens)[-1][:, -1, self.config.label_index]
+        (minus: the construction writes -yhat, as Wv = -1 on the label slot).
+
+        Only the query's row of the last layer is read, so that layer computes that row alone
+        (`last_output`, O(T) instead of the O(T^2) parallel form). The reference form runs every
+        layer in full: it is the slow, obvious check on this shortcut.
+        """
+        label = self.config.label_index
+        if self.config.form == "reference":
+            return -self.hidden_states(tokens)[-1][:, -1, label]
+        z = tokens
+        for layer in self.layers[:-1]:
+            z = z + layer(z)
+        return -(z[:, -1, label] + self.layers[-1].last_output(z)[:, label])
 
     # ------------------------------------------------------------ what the gates do
     def gate_logs(self, tokens: torch.Tensor) -> list[torch.Tensor | None]:

@@ -307,11 +307,11 @@ def list_presets() -> list[str]:
 
 
 def load_preset(name: str) -> dict:
-    """The preset's raw JSON: {"title", "description", "spec", "model", "train"}."""
-    path = PRESET_DIR / f"{name}.json"
-    if not path.is_file():
-        raise SpecError("preset", f"unknown preset {name!r} (choose from: {', '.join(list_presets())})")
-    return json.loads(path.read_text())
+    """The preset's raw JSON: {"title", "description", "spec", "model", "train"}. Looked up by name among
+    the preset files, never as a path."""
+    if name not in list_presets():
+        raise SpecError("preset", f"unknown preset {_show(name)} (choose from: {', '.join(list_presets())})")
+    return json.loads((PRESET_DIR / f"{name}.json").read_text())
 
 
 def preset_spec(name: str) -> PromptSpec:

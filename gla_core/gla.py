@@ -317,8 +317,13 @@ class GLAModel(nn.Module):
 
     # ------------------------------------------------------------ what the gates do
     def gate_logs(self, tokens: torch.Tensor) -> list[torch.Tensor | None]:
-        """Per layer, log gates computed from that layer's input Z^l."""
-        return [layer.gate_log(z) for layer, z in zip(self.layers, self.hidden_states(tokens))]
+        """Per layer, log gates computed from that layer's input Z^l (the last layer's output is not needed)."""
+        gate_logs, z = [], tokens
+        for index, layer in enumerate(self.layers):
+            gate_logs.append(layer.gate_log(z))
+            if index < len(self.layers) - 1:
+                z = z + layer(z)
+        return gate_logs
 
     def gates(self, tokens: torch.Tensor) -> list[torch.Tensor | None]:
         """Per layer, gate values g in (0, 1): (B, T) scalar, (B, T, D) vector, None without gating."""

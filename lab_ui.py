@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shlex
 import threading
 from contextlib import nullcontext
@@ -28,9 +27,10 @@ from gla_core.session import LiveRun, ResultStore
 from gla_core.spec import DELIMITERS, PromptSpec, SpecError, list_presets, load_preset
 from gla_core.train import ANALYTIC_KEY, GATINGS, Snapshot, TrainConfig, Trainer
 
-# torch's thread pool is process-wide: split the machine's cores between the runs allowed at once.
-CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-torch.set_num_threads(max(1, CORES // host_limits().max_concurrent_runs))
+# torch's thread pool is process-wide, so it is set here, once. One thread per run: the models are
+# tiny (tens of tokens, width ~10), so extra threads only add synchronisation, and on a busy shared
+# machine they make training several times slower; the cores serve concurrent runs instead.
+torch.set_num_threads(1)
 
 POLL_SECONDS = 1.0          # how often a page refreshes while its run computes (a refresh costs the trainer CPU)
 STEP_SIZE = 25              # steps one press of Step trains (one evaluation interval)
@@ -142,6 +142,11 @@ class Controls:
                     help="Hidden controls keep their values; the link keeps the choice. "
                          + "; ".join(f"**{name}**: {label}" for name, label in hideable.items())))
 
+    def group(self, *names: str):
+        """A container for a heading or section that is hidden when all of `names` are."""
+        hidden = set(names) <= self.hidden
+        return st.container(key=f"hidden_group_{'_'.join(names)}") if hidden else nullcontext()
+
     def __call__(self, widget: Callable, label: str, key: str, hide_as: str | None = None, **kwargs) -> Any:
         hidden = (hide_as or key) in self.hidden
         with st.container(key=f"hidden_{key}") if hidden else nullcontext():
@@ -194,16 +199,20 @@ def preset_settings(name: str) -> dict:
 
 
 def use_preset(preset_key: str) -> None:
-    """on_change of a preset box: every control jumps to the chosen preset's values."""
+    """on_change of a preset box: every control on the page jumps to the chosen preset's values. Only
+    controls now on the page: the others take the preset's values as their defaults when they appear,
+    and a value set for a control of another page would outlive this page."""
     for key, value in preset_settings(st.session_state[preset_key]).items():
-        st.session_state[key] = value
+        if key in st.session_state:
+            st.session_state[key] = value
 
 
 def preset_box(controls: "Controls", key: str = "preset", default: str = "default") -> tuple[str, dict]:
     """The preset chooser; returns its name and its settings, the defaults of every other control."""
     names = list_presets()
-    name = controls(st.selectbox, "Preset", key, options=names, index=names.index(default), on_change=use_preset,
-                    args=(key,), help="Named settings; each one shows one thing the theory predicts.")
+    name = controls(st.selectbox, "Preset", key, hide_as="preset", options=names, index=names.index(default),
+                    on_change=use_preset, args=(key,),
+                    help="Named settings; each one shows one thing the theory predicts.")
     return name, preset_settings(name)
 
 
@@ -243,7 +252,7 @@ def prompt_settings(controls: "Controls", defaults: dict, max_tasks: int = MAX_T
                             hide_as="tasks", min_value=-1.0, max_value=1.0, step=0.05,
                             value=float(defaults[f"r{k}"]))
         tasks.append({"n": n, "corr": corr})
-    with st.expander("Advanced: features and task correlations"):
+    with controls.group("advanced"), st.expander("Advanced: features and task correlations"):
         condition = controls(st.select_slider, "Feature covariance condition number", "condition",
                              hide_as="advanced", options=list(CONDITION_CHOICES), value=float(defaults["condition"]),
                              help="1: isotropic features (Σ = I). Larger: feature variances spread geometrically, "

@@ -10,7 +10,8 @@ from gla_core.spec import SpecError
 PURPOSE = "depth"
 DEPTHS = (1, 2, 3, 4)
 
-HIDEABLE = {"dp_preset": "preset", **{name: label for name, label in lab_ui.SETTING_LABELS.items() if name != "layers"}}
+HIDEABLE = {"preset": "the preset box",
+            **{name: label for name, label in lab_ui.SETTING_LABELS.items() if name != "layers"}}
 controls = lab_ui.Controls(PURPOSE, HIDEABLE)
 
 st.title("Depth: more layers, more gradient steps")
@@ -23,14 +24,17 @@ st.markdown("More steps can only help, so trained models should fall **below the
 
 with st.sidebar:
     preset, defaults = lab_ui.preset_box(controls, key="dp_preset", default="depth")
-    st.header("Data")
+    with controls.group("data", "tasks", "advanced"):
+        st.header("Data")
     try:
         spec_dict, text_problem = lab_ui.prompt_settings(controls, defaults), None
     except SpecError as error:
         spec_dict, text_problem = None, error
-    st.header("Model")
+    with controls.group("gating"):
+        st.header("Model")
     model_settings = lab_ui.model_settings(controls, defaults, with_layers=False)
-    st.header("Training")
+    with controls.group("training"):
+        st.header("Training")
     training_settings = lab_ui.training_settings(controls, defaults)
 
 settings = {**model_settings, **training_settings}

@@ -15,7 +15,7 @@ TRAINED_POINTS = 5            # sweep points that get trained models
 OVERLAY_SETTINGS = {"steps": 300, "batch": 128, "lr": 0.05}   # short runs: the overlay is a check, not a study
 SWEEPS = {"examples": "examples per task", "relevance": "relevance of the first task", "order": "task order"}
 
-controls = lab_ui.Controls(PURPOSE, {"gv_preset": "Preset", "gv_sweep": "What to sweep"})
+controls = lab_ui.Controls(PURPOSE, {"preset": "the preset box", "sweep": "what to sweep"})
 
 st.title("Gating vs linear attention")
 st.markdown("Linear attention weights every example the same. Gates can weight them differently — but only with "
@@ -24,7 +24,8 @@ st.markdown("Linear attention weights every example the same. Gates can weight t
 
 with st.sidebar:
     preset, _ = lab_ui.preset_box(controls, key="gv_preset")
-    sweep = controls(st.radio, "What to sweep", "gv_sweep", options=list(SWEEPS), captions=list(SWEEPS.values()))
+    sweep = controls(st.radio, "What to sweep", "gv_sweep", hide_as="sweep", options=list(SWEEPS),
+                     captions=list(SWEEPS.values()))
 base = load_preset(preset)["spec"]
 st.caption(f"Base prompt: **{load_preset(preset)['title']}** — " + ", ".join(
     f"task {k + 1}: {task['n']} examples, relevance {lab_ui.format_corr(task['corr'])}"

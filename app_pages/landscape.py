@@ -6,8 +6,8 @@ import lab_ui
 from gla_core import figures
 from gla_core.spec import SpecError
 
-controls = lab_ui.Controls("landscape", {"ls_tasks": "Number of tasks", "relevance": "Relevance of each task",
-                                         "ls_shape": "Examples, dimension, noise, feature covariance"})
+controls = lab_ui.Controls("landscape", {"tasks": "number of tasks", "relevance": "relevance of each task",
+                                         "shape": "examples, dimension, noise, feature covariance"})
 
 st.title("The WPGD landscape")
 st.markdown("Every weighting $\\omega$ of the examples, with its best preconditioner $P^*(\\omega)$, has a risk. "
@@ -16,16 +16,16 @@ st.markdown("Every weighting $\\omega$ of the examples, with its best preconditi
             "**direction** of $w$ — and over directions it has **one** optimum.")
 
 with st.sidebar:
-    num_tasks = controls(st.radio, "Number of tasks", "ls_tasks", options=[2, 3], index=0, horizontal=True)
+    num_tasks = controls(st.radio, "Number of tasks", "ls_tasks", hide_as="tasks", options=[2, 3], horizontal=True)
     defaults = {2: (0.3, 0.8), 3: (0.2, 0.5, 0.9)}[num_tasks]
     relevance = [controls(st.slider, f"Relevance of task {k + 1} to the query", f"ls_r{k + 1}", hide_as="relevance",
                           min_value=-1.0, max_value=1.0, step=0.05, value=default)
                  for k, default in enumerate(defaults)]
-    examples = controls(st.slider, "Examples per task", "ls_n", hide_as="ls_shape", min_value=1, max_value=64, value=10)
-    d = controls(st.slider, "Dimension d", "ls_d", hide_as="ls_shape", min_value=1, max_value=8, value=4)
-    noise = controls(st.slider, "Label noise σ", "ls_noise", hide_as="ls_shape", min_value=0.0, max_value=2.0,
+    examples = controls(st.slider, "Examples per task", "ls_n", hide_as="shape", min_value=1, max_value=64, value=10)
+    d = controls(st.slider, "Dimension d", "ls_d", hide_as="shape", min_value=1, max_value=8, value=4)
+    noise = controls(st.slider, "Label noise σ", "ls_noise", hide_as="shape", min_value=0.0, max_value=2.0,
                      step=0.05, value=0.1)
-    condition = controls(st.select_slider, "Feature covariance condition number", "ls_condition", hide_as="ls_shape",
+    condition = controls(st.select_slider, "Feature covariance condition number", "ls_condition", hide_as="shape",
                          options=list(lab_ui.CONDITION_CHOICES), value=1.0,
                          help="Above 1 the features have unequal variances; watch P* below.")
 

@@ -11,7 +11,7 @@ from gla_core.train import ANALYTIC_KEY
 
 PURPOSE = "playground"
 
-controls = lab_ui.Controls(PURPOSE, {"preset": "Preset", **lab_ui.SETTING_LABELS, "exports": "Exports"})
+controls = lab_ui.Controls(PURPOSE, {"preset": "the preset box", **lab_ui.SETTING_LABELS, "exports": "the exports"})
 
 st.title("Playground")
 st.markdown("Choose a prompt and a model, press **Train**, and watch the gates of a gated linear attention model "
@@ -20,14 +20,17 @@ st.markdown("Choose a prompt and a model, press **Train**, and watch the gates o
 
 with st.sidebar:
     preset, defaults = lab_ui.preset_box(controls)
-    st.header("Data")
+    with controls.group("data", "tasks", "advanced"):
+        st.header("Data")
     try:
         spec_dict, text_problem = lab_ui.prompt_settings(controls, defaults), None
     except SpecError as error:
         spec_dict, text_problem = None, error
-    st.header("Model")
+    with controls.group("gating", "layers"):
+        st.header("Model")
     model_settings = lab_ui.model_settings(controls, defaults)
-    st.header("Training")
+    with controls.group("training"):
+        st.header("Training")
     training_settings = lab_ui.training_settings(controls, defaults)
 
 settings = {**model_settings, **training_settings}
@@ -140,7 +143,7 @@ def draw(run) -> None:
                 "each example's weight is the product of the gates that come after it:")
     st.latex(r"\hat y = x^\top P \sum_i \omega_i\, y_i\, x_i,\qquad \omega_i = \prod_{j>i} g(z_j)")
 
-    lab_ui.chart(figures.risk_curve(history, risks, total_steps=snapshot.total_steps if snapshot else None),
+    lab_ui.chart(figures.risk_curve(history, risks, snapshot.total_steps if snapshot else settings["steps"]),
                  "Green: the trained model's test risk over training; light blue: the loss on each training batch. "
                  "Horizontal lines: predicting 0, the best linear attention, the best this gating can reach, and "
                  "optimal one-step WPGD.", key="risk_chart")

@@ -10,7 +10,7 @@ from gla_core.reference import wpgd_one_step
 from gla_core.sampling import PromptSampler
 from gla_core.spec import SpecError
 
-controls = lab_ui.Controls("recurrence", {"rc_prompt": "Prompt: tasks, examples, relevance, dimension, seed"})
+controls = lab_ui.Controls("recurrence", {"prompt": "tasks, examples, relevance, dimension, seed"})
 
 st.title("Inside the recurrence")
 st.markdown("A GLA whose weights are **built** from a WPGD solution (no training): keys and queries read $x$ "
@@ -18,13 +18,13 @@ st.markdown("A GLA whose weights are **built** from a WPGD solution (no training
             "gate products equal the chosen task weights. Step through one prompt and watch the state fill up.")
 
 with st.sidebar:
-    num_tasks = controls(st.radio, "Number of tasks", "rc_tasks", hide_as="rc_prompt", options=[2, 3], horizontal=True)
-    relevance = [controls(st.slider, f"Relevance of task {k + 1}", f"rc_r{k + 1}", hide_as="rc_prompt",
+    num_tasks = controls(st.radio, "Number of tasks", "rc_tasks", hide_as="prompt", options=[2, 3], horizontal=True)
+    relevance = [controls(st.slider, f"Relevance of task {k + 1}", f"rc_r{k + 1}", hide_as="prompt",
                           min_value=-1.0, max_value=1.0, step=0.05, value=default)
                  for k, default in enumerate((0.3, 0.9) if num_tasks == 2 else (0.2, 0.5, 0.9))]
-    examples = controls(st.slider, "Examples per task", "rc_n", hide_as="rc_prompt", min_value=1, max_value=5, value=3)
-    d = controls(st.slider, "Dimension d", "rc_d", hide_as="rc_prompt", min_value=1, max_value=4, value=2)
-    seed = controls(st.number_input, "Prompt seed", "rc_seed", hide_as="rc_prompt", min_value=0, max_value=10**6,
+    examples = controls(st.slider, "Examples per task", "rc_n", hide_as="prompt", min_value=1, max_value=5, value=3)
+    d = controls(st.slider, "Dimension d", "rc_d", hide_as="prompt", min_value=1, max_value=4, value=2)
+    seed = controls(st.number_input, "Prompt seed", "rc_seed", hide_as="prompt", min_value=0, max_value=10**6,
                     value=0, step=1)
 
 try:

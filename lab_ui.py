@@ -423,8 +423,9 @@ def status_line(run: LiveRun) -> None:
     phase = run.phase
     position = f" (model {run.trainers.index(trainer) + 1} of {len(run.trainers)})" if len(run.trainers) > 1 else ""
     if phase == "waiting":
-        st.info(f"Waiting for a free training slot{position} — the server trains "
-                f"{host_limits().max_concurrent_runs} models at a time. It starts by itself.",
+        capacity = host_limits().max_concurrent_runs
+        st.info(f"Waiting for a free training slot{position} — the server trains {capacity} "
+                f"model{'s' if capacity != 1 else ''} at a time. It starts by itself.",
                 icon=":material/hourglass_top:")
         return
     fraction = snapshot.step / max(snapshot.total_steps, 1)

@@ -10,6 +10,8 @@ from gla_core.reference import wpgd_one_step
 from gla_core.sampling import PromptSampler
 from gla_core.spec import SpecError
 
+MIN_WEIGHT = 1e-6   # stands in for a zero task weight, which no gate product reaches
+
 controls = lab_ui.Controls("recurrence", {"prompt": "tasks, examples, relevance, dimension, seed"})
 
 st.title("Inside the recurrence")
@@ -36,11 +38,12 @@ except SpecError as error:
 
 solution = lab_ui.analytic_for(spec.to_json())["scalar_gla"]
 block_weights, P = np.asarray(solution["block_weights"]), np.asarray(solution["P"])
-if not np.all(block_weights > 0):
-    st.warning("The best gated weights give a task zero weight here (it carries no information about the query "
-               "task); a gate product cannot be exactly zero. Move a relevance slider away from 0.",
-               icon=":material/warning:")
-    st.stop()
+if np.any(block_weights <= 0):
+    # The best reachable weights ignore an anti- or unrelated task (weight 0), but a product of gates is
+    # never exactly 0: build the GLA for a tiny weight instead (GLA and WPGD still agree exactly).
+    block_weights = np.maximum(block_weights, MIN_WEIGHT)
+    st.caption(f"The best gated weights ignore a task here (weight 0); a product of gates is never exactly 0, so "
+               f"the model gives it weight {MIN_WEIGHT:g} instead.")
 
 # The model, one prompt, and everything the recurrence computes, in float64.
 model = gla_from_block_weights(spec, P, block_weights)

@@ -1,0 +1,239 @@
+"""docs/benchmarks.md and its step-cost plot, from the benchmark results.
+
+    python -m bench --report        # measure everything, then write the report
+    python -m bench.report          # rewrite the report from artifacts/bench/results.json
+
+The plot is a static PNG through Plotly + Kaleido (which drives a headless Chromium); where that
+export fails, the report links an interactive HTML file of the same figure instead and says why.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from . import step_cost
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+PLOT_PNG = ROOT / "docs" / "benchmarks_step_cost.png"
+PLOT_HTML = ROOT / "docs" / "benchmarks_step_cost.html"
+RESULTS = ROOT / "artifacts" / "bench" / "results.json"
+FORM_COLOURS = {"reference": "#7f7f7f", "parallel": "#1f77b4", "chunked": "#2ca02c", "model": "#d62728"}
+FORM_NAMES = {"reference": "reference loop", "parallel": "parallel", "chunked": "chunked",
+              "model": "the model's prediction (training)"}
+
+
+# ---------------------------------------------------------------- formatting
+def _seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.2f} s"
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def _ratio(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"×{value:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:+.2f}%"
+
+
+# ---------------------------------------------------------------- sections
+def _machine(results: dict) -> str:
+    machine = results["machine"]
+    rows = [[key.replace("_", " "), str(value)] for key, value in machine.items()]
+    return "## Machine\n\n" + _table(["", ""], rows) + (
+        "\n\nThe cores are shared with other jobs: the load average says how busy the machine was. Every time "
+        "is a median of several runs, and each table gives ratios against a baseline measured in the same "
+        "process, which hold up far better than bare times on a shared machine.")
+
+
+def _converge(section: dict) -> str:
+    out = ["## 1. Time to a converged comparison",
+           f"Seconds from start (solve, held-out set, model) until the test risk is within "
+           f"{100 * section['risk_tolerance']:.0f}% of the model's analytic target and the induced weights' cosine "
+           f"to the target weights is ≥ {section['cosine_target']}; for 2–4 layers, until the test risk is at or "
+           "below the one-step optimum (depth should beat it). Medians over seeds; “whole run” is the complete "
+           "default run (100 steps, the final numbers are its end).", ""]
+    rows = [[row["preset"], row["gating"], str(row["layers"]), f"{row['converged']}/{row['runs']}",
+             _seconds(row["median_seconds"]), _ms(row["median_step"]), _seconds(row["median_run_seconds"]),
+             _percent(row["median_final_gap"]), f"{row['median_final_cosine']:.4f}"] for row in section["presets"]]
+    out.append(_table(["preset", "gating", "layers", "converged", "median time", "median step", "whole run",
+                       "final risk vs target", "final cosine"], rows))
+    out += ["", "### What each change bought (default preset)",
+            "From the settings training started from to the defaults, one change at a time; ratios against "
+            "the starting settings, measured in the same process. Where the starting settings never converge, "
+            "the ratio (marked >) is against their whole run.", ""]
+    out.append(_settings_table(section["road"]))
+    out += ["", "### Tried and rejected (default preset)",
+            "One change to the defaults at a time; ratios against the defaults measured in the same process "
+            "(above 1 would be faster).", ""]
+    out.append(_settings_table(section["alternatives"]))
+    if "compile" in section:
+        compiled = section["compile"]
+        out += ["", f"**torch.compile** (default training step): the first step takes "
+                f"{compiled['first_step_seconds']:.0f} s to compile, then a step costs {compiled['compiled_step_ms']:.2f} ms "
+                f"against {compiled['eager_step_ms']:.2f} ms eager ({_ratio(compiled['speedup'], 2)}). The compile "
+                "time alone is many times the whole training run: rejected."]
+    return "\n".join(out)
+
+
+def _settings_table(rows: list[dict]) -> str:
+    def ratio(row: dict) -> str:
+        if "speedup" in row:
+            return _ratio(row["speedup"], 2)
+        if "speedup_over_whole_baseline_run" in row:
+            return "> " + _ratio(row["speedup_over_whole_baseline_run"])
+        return "—"
+
+    return _table(["settings", "median time", "ratio", "converged", "median step", "final risk vs target",
+                   "final cosine"],
+                  [[row["change"], _seconds(row["median_seconds"]), ratio(row), f"{row['converged']}/{row['runs']}",
+                    _ms(row["median_step"]), _percent(row["median_final_gap"]), f"{row['median_final_cosine']:.4f}"]
+                   for row in rows])
+
+
+def _step_cost(section: dict, plot_note: str) -> str:
+    out = ["## 2. Cost of a training step against the token loop",
+           f"Forward + backward, float32, batch {section['batch']}, token width {section['token_width']}, milliseconds "
+           "(median). *reference*, *parallel* and *chunked* compute every position's output in every layer: the loop "
+           "over tokens (`gla_core.reference.gla_reference`) and the two fast forms. *model* is what training runs: "
+           "the model's prediction, with its own choice of form for the hidden layers and only the query's output "
+           "in the last layer. "
+           "× = speed-up over the loop; — = not run (the parallel form's decay matrix would not fit in memory).", ""]
+    forms = step_cost.FORMS
+    rows = []
+    for row in section["rows"]:
+        cells = [row["gating"], str(row["layers"]), str(row["tokens"]), _ms(row["ms"]["reference"])]
+        for form in forms[1:]:
+            cells.append(f"{_ms(row['ms'][form])} ({_ratio(row['speedup'][form])})" if row["ms"][form] else "—")
+        rows.append(cells)
+    out.append(_table(["gating", "layers", "tokens", "reference ms"] + [f"{form} ms" for form in forms[1:]], rows))
+    out += ["", "Growth with prompt length: time at the longest prompt over time at 128 tokens "
+            f"(linear growth would be ×{section['growth'][0]['linear']:.0f}).", ""]
+    out.append(_table(["gating", "layers"] + list(forms),
+                      [[g["gating"], str(g["layers"])] + [_ratio(g["ratio"][form]) for form in forms]
+                       for g in section["growth"]]))
+    out += ["", plot_note]
+    return "\n".join(out)
+
+
+def _theory(section: dict) -> str:
+    rows = [[row["case"], _ms(row["ms"]), _ms(row["target_ms"]), f"{row['of_target']:.2f}"] for row in section["rows"]]
+    return "\n".join(["## 3. Theory speed",
+                      "Median milliseconds; “of target” below 1 meets the target (50 ms for a preset, 1 s for the "
+                      "largest prompt allowed and for a landscape grid as the app requests it).", "",
+                      _table(["computation", "ms", "target ms", "of target"], rows)])
+
+
+def _pages(section: dict) -> str:
+    out = ["## 4. Page speed"]
+    if "skipped" in section:
+        return "\n".join(out + [f"Skipped: {section['skipped']}."])
+    out += ["Each page's render after a warm-up (AppTest, no browser: a fresh session opens the app and switches "
+            "to the page; only the page's run is timed). Median milliseconds; target under 1 s.", ""]
+    out.append(_table(["page", "ms", "of 1 s", "vs home"],
+                      [[row["page"], _ms(row["ms"]), f"{row['of_target']:.2f}", _ratio(row["vs_home"], 2)]
+                       for row in section["rows"]]))
+    browser = section.get("browser")
+    if browser:
+        out += ["", "From the browser test (`tests/app/test_browser.py`, artifacts/browser/timings.json): "
+                + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in browser.items()) + "."]
+    else:
+        out += ["", "Press-Train-to-first-update needs a browser: `tests/app/test_browser.py` writes it to "
+                "artifacts/browser/timings.json, quoted here when present (it was not, this run)."]
+    return "\n".join(out)
+
+
+def _memory(section: dict) -> str:
+    return "\n".join(["## 5. Memory",
+                      "Peak resident memory of one default training run in a fresh process "
+                      "(`resource.getrusage`), against the same process just before training.", "",
+                      _table(["", "MB"], [["before training (Python, torch, gla_core, the analytic solution)",
+                                           f"{section['before_mb']:.0f}"],
+                                          ["peak, after one default run", f"{section['peak_mb']:.0f}"],
+                                          ["what training adds", f"{section['training_mb']:.0f} "
+                                                                 f"({_ratio(section['peak_over_baseline'], 2)} of the baseline)"]]),
+                      "", "The app with 10 idle sessions needs a running server and is not measured here."])
+
+
+# ---------------------------------------------------------------- the plot
+def step_cost_figure(section: dict) -> go.Figure:
+    points = step_cost.points(section)
+    panels = sorted({(p["gating"], p["layers"]) for p in points})
+    figure = make_subplots(rows=1, cols=len(panels), shared_yaxes=True,
+                           subplot_titles=[f"{gating} gates, {layers} layer{'s' * (layers > 1)}" for gating, layers in panels])
+    for column, (gating, layers) in enumerate(panels, start=1):
+        for form in step_cost.FORMS:
+            mine = sorted((p["tokens"], p["ms"]) for p in points
+                          if (p["gating"], p["layers"], p["form"]) == (gating, layers, form))
+            if mine:
+                figure.add_trace(go.Scatter(x=[t for t, _ in mine], y=[ms for _, ms in mine], mode="lines+markers",
+                                            name=FORM_NAMES[form], legendgroup=form, showlegend=column == 1,
+                                            line={"color": FORM_COLOURS[form]}), row=1, col=column)
+        figure.update_xaxes(type="log", title_text="prompt length (tokens)", row=1, col=column)
+    figure.update_yaxes(type="log")
+    figure.update_yaxes(title_text="forward + backward (ms)", row=1, col=1)
+    figure.update_layout(width=320 * len(panels) + 120, height=420, template="plotly_white",
+                         legend={"orientation": "h", "y": -0.25}, margin={"t": 40, "b": 110})
+    return figure
+
+
+def write_plot(section: dict) -> tuple[Path, str]:
+    """The PNG, or the HTML fallback when static export fails; and the report's sentence about it."""
+    figure = step_cost_figure(section)
+    try:
+        figure.write_image(PLOT_PNG, scale=2)
+        PLOT_HTML.unlink(missing_ok=True)
+        return PLOT_PNG, f"![Step cost against prompt length for each form]({PLOT_PNG.name})"
+    except Exception as error:  # kaleido needs a working Chromium; the figure itself is still worth keeping
+        figure.write_html(PLOT_HTML, include_plotlyjs="cdn")
+        reason = str(error).splitlines()[0][:160]
+        return PLOT_HTML, (f"The static PNG export failed here ({type(error).__name__}: {reason}), so the plot is "
+                           f"an interactive HTML file: [{PLOT_HTML.name}]({PLOT_HTML.name}).")
+
+
+# ---------------------------------------------------------------- the report
+def write_report(results: dict) -> list[Path]:
+    written = []
+    parts = ["# Benchmarks",
+             f"Generated by `python -m bench --report` ({'quick' if results.get('quick') else 'full'} run, started "
+             f"{results['started']}); rerun it to refresh every number here. `python -m bench.report` rewrites this "
+             "page from the last results (artifacts/bench/results.json).",
+             _machine(results)]
+    if "converge" in results:
+        parts.append(_converge(results["converge"]))
+    if "step_cost" in results:
+        plot, note = write_plot(results["step_cost"])
+        written.append(plot)
+        parts.append(_step_cost(results["step_cost"], note))
+    if "theory" in results:
+        parts.append(_theory(results["theory"]))
+    if "pages" in results:
+        parts.append(_pages(results["pages"]))
+    if "memory" in results:
+        parts.append(_memory(results["memory"]))
+    DOC.write_text("\n\n".join(parts) + "\n")
+    written.insert(0, DOC)
+    return written
+
+
+if __name__ == "__main__":
+    if not RESULTS.is_file():
+        sys.exit(f"no results at {RESULTS}: run python -m bench first")
+    for path in write_report(json.loads(RESULTS.read_text())):
+        print(f"report: {path.relative_to(ROOT)}")

@@ -9,6 +9,7 @@ records it in artifacts/browser/timings.json, which the report quotes when it is
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -40,6 +41,8 @@ def run(quick: bool) -> dict:
     if not (ROOT / "app.py").is_file() or not PAGE_DIR.is_dir():
         print("  skipped: no app.py / app_pages here", flush=True)
         return {"skipped": "no app.py / app_pages"}
+    # AppTest's bare-mode warning ("missing ScriptRunContext"), printed for every cached call
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").disabled = True
     pages = sorted(path.stem for path in PAGE_DIR.glob("*.py"))
     for page in pages:                       # warm-up: fill the caches every page reads
         _render_seconds(page)

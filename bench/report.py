@@ -83,7 +83,9 @@ def _converge(section: dict) -> str:
             "One change to the defaults at a time; ratios against the defaults measured in the same process "
             "(above 1 would be faster).", ""]
     out.append(_settings_table(section["alternatives"]))
-    if "compile" in section:
+    if "compile" in section and "error" in section["compile"]:
+        out += ["", f"**torch.compile** failed on this host: {section['compile']['error']}."]
+    elif "compile" in section:
         compiled = section["compile"]
         out += ["", f"**torch.compile** (default training step): the first step takes "
                 f"{compiled['first_step_seconds']:.0f} s to compile, then a step costs {compiled['compiled_step_ms']:.2f} ms "
@@ -100,10 +102,11 @@ def _settings_table(rows: list[dict]) -> str:
             return "> " + _ratio(row["speedup_over_whole_baseline_run"])
         return "—"
 
-    return _table(["settings", "median time", "ratio", "converged", "median step", "final risk vs target",
-                   "final cosine"],
+    return _table(["settings", "median time to converge", "ratio", "converged", "median step", "whole run",
+                   "final risk vs target", "final cosine"],
                   [[row["change"], _seconds(row["median_seconds"]), ratio(row), f"{row['converged']}/{row['runs']}",
-                    _ms(row["median_step"]), _percent(row["median_final_gap"]), f"{row['median_final_cosine']:.4f}"]
+                    _ms(row["median_step"]), _seconds(row["median_run_seconds"]), _percent(row["median_final_gap"]),
+                    f"{row['median_final_cosine']:.4f}"]
                    for row in rows])
 
 
@@ -114,7 +117,8 @@ def _step_cost(section: dict, plot_note: str) -> str:
            "over tokens (`gla_core.reference.gla_reference`) and the two fast forms. *model* is what training runs: "
            "the model's prediction, with its own choice of form for the hidden layers and only the query's output "
            "in the last layer. "
-           "× = speed-up over the loop; — = not run (the parallel form's decay matrix would not fit in memory).", ""]
+           "× = speed-up over the loop; — = not run (the parallel form's decay matrix would take tens of seconds "
+           "and gigabytes).", ""]
     forms = step_cost.FORMS
     rows = []
     for row in section["rows"]:
@@ -161,8 +165,10 @@ def _pages(section: dict) -> str:
 
 def _memory(section: dict) -> str:
     return "\n".join(["## 5. Memory",
-                      "Peak resident memory of one default training run in a fresh process "
-                      "(`resource.getrusage`), against the same process just before training.", "",
+                      "Peak resident memory of one default training run in a fresh process (the kernel's "
+                      "high-water mark, VmHWM, reset just before training), against the same process just before "
+                      "training. (`resource.getrusage`'s ru_maxrss cannot be used: after fork and exec it still "
+                      "carries the benchmark process's own high-water mark.)", "",
                       _table(["", "MB"], [["before training (Python, torch, gla_core, the analytic solution)",
                                            f"{section['before_mb']:.0f}"],
                                           ["peak, after one default run", f"{section['peak_mb']:.0f}"],

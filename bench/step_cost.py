@@ -9,6 +9,8 @@ takes seconds, so long prompts get few repeats.
 """
 from __future__ import annotations
 
+import statistics
+
 import torch
 
 from gla_core.gla import GLAConfig, GLAModel
@@ -18,9 +20,10 @@ from .timing import median_seconds, synchronised
 FORMS = ("reference", "parallel", "chunked", "model")
 BATCH = 16
 TOKEN_WIDTH = 16            # d = 12 features, the label slot and 3 delimiter features
-# The parallel form holds B x T x T (x D for vector gates) floats several times over; above this
-# many per tensor it is skipped (4 GB at T = 2048 with vector gates).
-PARALLEL_MAX_FLOATS = 2 ** 27
+# The parallel form holds B x T x T (x D for vector gates) floats several times over; above this many
+# per tensor it is skipped: it would take tens of seconds a step (and gigabytes) to say what the
+# shorter prompts already show.
+PARALLEL_MAX_FLOATS = 2 ** 25
 # Repeats per measurement: fewer where one call is slow (the loop at long prompts).
 REPEATS_BY_SECONDS = ((0.05, 15), (0.5, 7), (float("inf"), 3))
 
@@ -40,18 +43,28 @@ def _step_function(model: GLAModel, tokens: torch.Tensor, every_output: bool):
     return step
 
 
-def time_step(gating: str, layers: int, form: str, num_tokens: int, device: torch.device) -> float | None:
-    """Median seconds of forward + backward on BATCH prompts of num_tokens tokens; None if skipped.
+def step_function(gating: str, layers: int, form: str, num_tokens: int, device: torch.device):
+    """Forward + backward on BATCH prompts of num_tokens tokens, or None where the form is skipped.
     form: reference | parallel | chunked (every output, every layer) or model (the prediction)."""
     per_tensor = BATCH * num_tokens ** 2 * (TOKEN_WIDTH if gating == "vector" else 1)
     if form == "parallel" and per_tensor > PARALLEL_MAX_FLOATS:
         return None
     model = _model(gating, layers, "auto" if form == "model" else form, device)
     tokens = torch.randn(BATCH, num_tokens, TOKEN_WIDTH, generator=torch.Generator().manual_seed(1)).to(device)
-    step = synchronised(_step_function(model, tokens, every_output=form != "model"), device)
-    first = median_seconds(step, repeats=1, warmup=0)       # also the warm-up
-    repeats = next(count for limit, count in REPEATS_BY_SECONDS if first <= limit)
-    return median_seconds(step, repeats=repeats, warmup=0)
+    return synchronised(_step_function(model, tokens, every_output=form != "model"), device)
+
+
+def time_forms(gating: str, layers: int, num_tokens: int, device: torch.device) -> dict[str, float | None]:
+    """Median seconds per form. Round-robin: every repeat times each form once, so a burst of load
+    from other jobs falls on all forms alike; slow shapes (the loop at long prompts) get few repeats."""
+    steps = {form: step_function(gating, layers, form, num_tokens, device) for form in FORMS}
+    first = {form: median_seconds(step, repeats=1, warmup=0) for form, step in steps.items() if step}  # warm-up
+    repeats = next(count for limit, count in REPEATS_BY_SECONDS if max(first.values()) <= limit)
+    times: dict[str, list[float]] = {form: [] for form in first}
+    for _ in range(repeats):
+        for form in first:
+            times[form].append(median_seconds(steps[form], repeats=1, warmup=0))
+    return {form: statistics.median(times[form]) if form in times else None for form in FORMS}
 
 
 def run(device: torch.device, quick: bool) -> dict:
@@ -61,7 +74,7 @@ def run(device: torch.device, quick: bool) -> dict:
     for gating in ("scalar", "vector"):
         for layers in layer_counts:
             for num_tokens in lengths:
-                seconds = {form: time_step(gating, layers, form, num_tokens, device) for form in FORMS}
+                seconds = time_forms(gating, layers, num_tokens, device)
                 row = {"gating": gating, "layers": layers, "tokens": num_tokens,
                        "ms": {form: None if s is None else 1e3 * s for form, s in seconds.items()},
                        "speedup": {form: None if s is None else seconds["reference"] / s

@@ -507,7 +507,10 @@ APP_UID = 10001   # the Dockerfile's user
 RO_SCRIPT = textwrap.dedent(r"""
     set -eu
     mount --make-rprivate /
+    # A checkout under /tmp would vanish under the fresh /tmp: park it on /mnt and put it back.
+    case "$REPO/" in /tmp/*) mount --bind "$REPO" /mnt ;; esac
     mount -t tmpfs -o size=512m,mode=1777 tmpfs /tmp
+    case "$REPO/" in /tmp/*) mkdir -p "$REPO" && mount --bind /mnt "$REPO" && mount -o remount,bind,ro "$REPO" ;; esac
     # The interpreter may live under a directory other users cannot enter (e.g. pyenv under /root):
     # cover that directory with an empty one and put the interpreter back, read-only.
     if [ -n "$BLOCKED_DIR" ]; then

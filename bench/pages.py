@@ -54,5 +54,7 @@ def run(quick: bool) -> dict:
     for row in rows:
         row["vs_home"] = row["ms"] / home if home else None
         print(f"  {row['page']:18s} {row['ms']:8.0f} ms  ({row['of_target']:.2f} of the 1 s target)", flush=True)
-    browser = json.loads(BROWSER_TIMINGS.read_text()) if BROWSER_TIMINGS.is_file() else None
-    return {"rows": rows, "browser": browser}
+    if not BROWSER_TIMINGS.is_file():
+        return {"rows": rows, "browser": None}
+    written = time.strftime("%Y-%m-%d %H:%M", time.localtime(BROWSER_TIMINGS.stat().st_mtime))
+    return {"rows": rows, "browser": json.loads(BROWSER_TIMINGS.read_text()), "browser_written": written}

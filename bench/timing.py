@@ -49,6 +49,7 @@ def machine_info(device: torch.device) -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
         "device": str(device),
     }
     if device.type == "cuda":

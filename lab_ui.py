@@ -149,8 +149,24 @@ class Controls:
 
     def __call__(self, widget: Callable, label: str, key: str, hide_as: str | None = None, **kwargs) -> Any:
         hidden = (hide_as or key) in self.hidden
+        from_link = st.query_params.get(key)
         with st.container(key=f"hidden_{key}") if hidden else nullcontext():
-            return widget(label, key=key, bind="query-params", **kwargs)
+            value = widget(label, key=key, bind="query-params", **kwargs)
+        # Streamlit drops a link value the widget cannot take and shows its default: say so.
+        if from_link is not None and _link_value_refused(from_link, value):
+            st.warning(f"The link's {key}={from_link!r} is not an allowed value for {label.lower()}; "
+                       f"showing {value} instead.")
+        return value
+
+
+def _link_value_refused(from_link: str, value: Any) -> bool:
+    """Whether the widget ended up with something other than the URL's text (lists are not checked)."""
+    if isinstance(value, (list, tuple)) or str(value).lower() == from_link.lower():
+        return False
+    try:
+        return float(from_link) != float(value)
+    except (TypeError, ValueError):
+        return True
 
 
 # ---------------------------------------------------------------- settings: presets, prompt, model, training

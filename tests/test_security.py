@@ -483,12 +483,6 @@ def test_hostile_links_keep_the_page_working_and_run_no_script(server, browser):
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(strict=True, reason=(
-    "NEEDS APP CHANGE (routed to the app engineer): Streamlit drops a URL value a bound widget cannot take "
-    "(?lr=abc) and silently shows the default; the issue asks for a message naming the parameter. "
-    "Fix in lab_ui.Controls.__call__: read st.query_params.get(key) before creating the widget; if it was "
-    "there and the widget's value does not match it afterwards, st.toast/st.warning(f'The link's {key}=... is "
-    "not an allowed value; using ...'). Remove this xfail when it lands."))
 def test_a_bad_link_value_is_reported(server, browser):
     context = browser.new_context(viewport={"width": 1024, "height": 768})
     page = context.new_page()

@@ -148,17 +148,19 @@ def trainer_with(settings: Settings) -> type[Trainer]:
 
         def _optimiser(self):
             if settings.per_kind_lr:
-                optimizer, linear = super()._optimiser()
+                optimizer, linear_decay = super()._optimiser()
                 if settings.merged_key_query:
                     for group in optimizer.param_groups:
                         if any(parameter is layer.Wq.weight for layer in self.model.layers
                                for parameter in group["params"]):
                             group["lr"] = group["initial_lr"] = self.config.lr * MERGED_KEY_QUERY_LR_FACTOR
                         group["params"] = [parameter for parameter in group["params"] if parameter.requires_grad]
-                if settings.schedule == "linear":
-                    return optimizer, linear
             else:
                 optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
+                steps = self.config.steps
+                linear_decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / steps))
+            if settings.schedule == "linear":
+                return optimizer, linear_decay
             max_lr = [group["lr"] for group in optimizer.param_groups]
             return optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr,
                                                                   total_steps=self.config.steps, pct_start=0.1)
@@ -168,9 +170,10 @@ def trainer_with(settings: Settings) -> type[Trainer]:
 
 DEFAULTS = Settings("the defaults")
 STARTING = replace(DEFAULTS, label="starting settings: every position's output in the last layer, gates 0.97, "
-                   "Wq = Wk = 0.3 I (+ noise 0.01), one Adam lr 0.05 with one-cycle, 600 steps, evaluation every 25 "
-                   "steps in one pass", query_row_only=False, init_gate=0.97, qk_scale=0.3, init_noise=0.01, per_kind_lr=False, schedule="one-cycle", lr=0.05,
-                   steps=600, eval_every=25, eval_chunk_floats=16_000_000)
+                   "Wq = Wk = 0.3 I (+ noise 0.01), one Adam lr 0.05 with one-cycle, 600 steps, evaluation every "
+                   "25 steps in one pass",
+                   query_row_only=False, init_gate=0.97, qk_scale=0.3, init_noise=0.01, per_kind_lr=False,
+                   schedule="one-cycle", lr=0.05, steps=600, eval_every=25, eval_chunk_floats=16_000_000)
 
 
 def _road() -> list[Settings]:
@@ -196,7 +199,7 @@ ALTERNATIVES = [
     replace(DEFAULTS, label="60 steps", steps=60),
     replace(DEFAULTS, label="one-cycle schedule (warm-up 10%) instead of linear decay", schedule="one-cycle"),
     replace(DEFAULTS, label="gates start at 0.99", init_gate=0.99),
-    replace(DEFAULTS, label="one learning rate (0.02) for every parameter", per_kind_lr=False, schedule="linear"),
+    replace(DEFAULTS, label="one learning rate (0.02) for every parameter", per_kind_lr=False),
     replace(DEFAULTS, label=f"merged key-query matrix (Wk = I fixed; lr x{MERGED_KEY_QUERY_LR_FACTOR:g})",
             merged_key_query=True),
     replace(DEFAULTS, label="evaluation every 25 steps", eval_every=25),

@@ -95,7 +95,8 @@ class TrainConfig:
             raise SpecError("lr", f"must be a number in (0, 10], got {self.lr!r}")
         if isinstance(self.max_seconds, bool) or not isinstance(self.max_seconds, (int, float)) or not self.max_seconds > 0:
             raise SpecError("max_seconds", f"must be a positive number of seconds, got {self.max_seconds!r}")
-        if isinstance(self.init_gate, bool) or not isinstance(self.init_gate, (int, float)) or not 0 < self.init_gate < 1:
+        if (isinstance(self.init_gate, bool) or not isinstance(self.init_gate, (int, float))
+                or not 0 < self.init_gate < 1):
             raise SpecError("init_gate", f"must be a number strictly between 0 and 1, got {self.init_gate!r}")
         return self
 

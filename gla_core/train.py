@@ -123,10 +123,18 @@ class Snapshot:
     reason: str = ""
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.ravel(a), np.ravel(b)
-    norm = np.linalg.norm(a) * np.linalg.norm(b)
-    return float(abs(a @ b) / norm) if norm > 0 else float("nan")
+def _cosine(induced, target) -> float:
+    """|cos| between induced and analytic weights, (n,) or (n, d).
+
+    Vector weights are compared one key coordinate at a time and averaged over the coordinates the
+    target uses: each coordinate's scale is absorbed by its column of P, so only its direction counts.
+    """
+    induced, target = np.asarray(induced, dtype=float), np.asarray(target, dtype=float)
+    if induced.ndim == 1:
+        induced, target = induced[:, None], target[:, None]
+    cosines = [abs(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b))
+               for a, b in zip(induced.T, target.T) if np.linalg.norm(a) * np.linalg.norm(b) > 0]
+    return float(np.mean(cosines)) if cosines else float("nan")
 
 
 class Trainer:
@@ -238,7 +246,8 @@ class Trainer:
     def induced_weights(self, prompts: Prompts) -> list[list]:
         """Per layer, the query's weight on each in-context example (mean over prompts), scaled so max |omega| = 1.
 
-        For vector gates each example gets d numbers: the weights of the key coordinates that read x.
+        For vector gates each example gets d numbers: the weights of the key coordinates that read x,
+        each coordinate scaled on its own (as the theory's vector weights are).
         """
         positions = torch.as_tensor(self.sampler.layout.example_positions, device=self.device)
         weights = []
@@ -246,7 +255,7 @@ class Trainer:
             omega = query_row.mean(0)[positions]                  # (n,) or (n, D)
             if omega.dim() == 2:
                 omega = omega[:, : self.spec.d]
-            omega = omega / omega.abs().max().clamp_min(1e-30)
+            omega = omega / omega.abs().amax(dim=0).clamp_min(1e-30)
             weights.append(omega.cpu().numpy().tolist())
         return weights
 

@@ -146,3 +146,15 @@ def test_vector_gating_learns_per_coordinate_weights():
     # vector gating's target beats scalar gating on this preset, and training gets below the scalar line
     assert analytic["vector_gla"]["risk"] < analytic["scalar_gla"]["risk"]
     assert final.test_risk < analytic["scalar_gla"]["risk"]
+
+
+def test_vector_cosine_ignores_each_coordinates_scale_but_not_its_shape():
+    from gla_core.train import _cosine
+
+    target = np.array([[0.0, 1.0], [0.5, 1.0], [1.0, 1.0]])
+    rescaled = target * np.array([3.0, 0.2])            # each key coordinate's scale is P's business
+    assert _cosine(rescaled, target) == pytest.approx(1.0)
+    reshaped = target.copy()
+    reshaped[:, 0] = [1.0, 0.5, 0.0]                    # first coordinate weights the wrong end
+    expected = (0.25 / 1.25 + 1.0) / 2                  # per-coordinate cosines 0.2 and 1, averaged
+    assert _cosine(reshaped, target) == pytest.approx(expected)

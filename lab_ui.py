@@ -32,8 +32,8 @@ from gla_core.train import ANALYTIC_KEY, GATINGS, Snapshot, TrainConfig, Trainer
 # machine they make training several times slower; the cores serve concurrent runs instead.
 torch.set_num_threads(1)
 
+STEP_SIZE = 2 * TrainConfig().eval_every  # steps one press of Step trains: it ends on an evaluation
 POLL_SECONDS = 1.0          # how often a page refreshes while its run computes (a refresh costs the trainer CPU)
-STEP_SIZE = 25              # steps one press of Step trains (one evaluation interval)
 STEPPING_WALL_SECONDS = 4 * 3600.0  # a run that may pause is limited by its computing time instead
 RESULT_CAPACITY = 256       # finished runs kept for every session to reuse
 CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}

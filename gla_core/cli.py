@@ -77,6 +77,9 @@ def command_train(args: argparse.Namespace) -> None:
     for name in ("gating", "layers", "steps", "seed", "device", "lr", "batch"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
+    if not 1 <= args.threads <= 256:
+        raise SpecError("threads", f"must be from 1 to 256, got {args.threads}")
+    torch.set_num_threads(args.threads)
     trainer = Trainer(spec, TrainConfig(**settings))
     trainer.run()
     result = trainer.result()
@@ -143,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float)
     train.add_argument("--batch", type=int)
     train.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    train.add_argument("--threads", type=int, default=1,
+                       help="CPU threads for torch (default 1: these models are small, and extra threads "
+                            "slow training down on a busy machine)")
     train.add_argument("--out", required=True, help="run JSON")
     train.add_argument("--save", help="also save the trained model here (.pt)")
     train.set_defaults(handler=command_train)

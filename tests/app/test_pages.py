@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import lab_ui
+
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ("home", "playground", "landscape", "gating_vs_linear", "depth", "recurrence")
 TIMEOUT = 30        # seconds for one page run (AppTest's default of 3 is short on a busy CI machine)
@@ -148,10 +150,11 @@ def test_a_short_training_finishes_and_the_comparison_appears():
 
 def test_step_pauses_and_stop_ends_the_run():
     at = open_page("playground", steps="100", batch="16", seed="12")
-    click(at, "Step (25)")
-    assert "Paused at step 25" in rerun_until(at, ("Paused",))
-    click(at, "Step (25)")
-    assert "Paused at step 50" in rerun_until(at, ("step 50",))
+    step = lab_ui.STEP_SIZE
+    click(at, f"Step ({step})")
+    assert f"Paused at step {step}" in rerun_until(at, ("Paused",))
+    click(at, f"Step ({step})")
+    assert f"Paused at step {2 * step}" in rerun_until(at, (f"step {2 * step}",))
     click(at, "Stop")
     assert "Stopped" in rerun_until(at, ("Stopped",))
 

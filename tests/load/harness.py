@@ -92,9 +92,9 @@ class AppServer:
         self.stop()
         raise RuntimeError(f"server {self.name} did not answer /_stcore/health in {wait_s:g} s:\n{self.log_tail()}")
 
-    def healthy(self) -> bool:
+    def healthy(self, timeout: float = 2.0) -> bool:
         try:
-            return http_get(f"{self.url}/_stcore/health", timeout=2)[1] == b"ok"
+            return http_get(f"{self.url}/_stcore/health", timeout=timeout)[1] == b"ok"
         except OSError:
             return False
 

@@ -1,0 +1,494 @@
+"""Load and faults: a class on one server, in real browsers (Chromium, one browser context per student).
+
+- Load: 20 sessions open the Playground at once and each presses Train on a small run (the default
+  preset, SMALL_RUN). Every run must finish, or first say it is waiting for a free slot and then
+  finish; no page may show an error. Reported (not asserted): time from Train to the finished
+  comparison (p50 / p95) and the server's memory before, during and after each round. One round by
+  default (CI); GLA_LOAD_ROUNDS=3 runs three and then asserts that memory does not grow from round to
+  round (a leak of a few MB per session would show). Figures go to artifacts/load/load_results.json.
+- Faults: closing a tab mid-run stops that run within seconds (the server's own CPU time goes idle);
+  killing and restarting the server mid-run: the page says it lost the connection, reconnects and
+  keeps working; a diverging learning rate stops with its reason and the next run works; host limits
+  (GLA_MAX_*) cap steps, batch, prompt size, time and concurrent runs, with a message.
+
+Everything runs on 127.0.0.1; every wait is bounded. Timing figures are reported, never asserted
+(the test machine is shared); memory is asserted only round over round, with a wide margin.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.load import harness
+from tests.load.protocol import Student
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+SESSIONS = int(os.environ.get("GLA_LOAD_SESSIONS", "20"))
+SMALL_CLASS = 2                        # as many students as the default GLA_MAX_CONCURRENT_RUNS
+ROUNDS = int(os.environ.get("GLA_LOAD_ROUNDS", "1"))
+SMALL_RUN = "steps=100"                # the default preset, 100 steps (each student its own seed)
+VIEWPORT = {"width": 1024, "height": 768}
+PAGE_WAIT_MS = 120_000                 # one page load or script run, on a busy 2-core machine
+ROUND_TIMEOUT_S = float(os.environ.get("GLA_LOAD_TIMEOUT", "600"))   # every run of a round ends by then
+POLL_S = 2.0
+IDLE_TIMEOUT_S = 30.0                  # after the tabs close, the server's CPU must go idle by then
+HEALTH_TIMEOUT_S = 5.0                 # the liveness / readiness probes' timeoutSeconds in deploy/k8s.yaml
+LEAK_MARGIN_MB = 120.0                 # allowed growth of the after-round memory from round 1 to the last
+TERMINAL = ("finished", "stopped", "diverged", "time_limit", "failed", "exception")
+PROBE_FAILURES = 3                     # consecutive health-check failures after which a liveness probe
+                                       # (deploy/k8s.yaml: failureThreshold 3) would restart the pod
+SERVER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}   # as the image sets them
+RESULTS = harness.ARTIFACTS / "load_results.json"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(harness.CHROMIUM).exists() and os.environ.get("CI", "").lower() not in ("1", "true"):
+        pytest.skip(f"needs Chromium at {harness.CHROMIUM}")
+    with sync_api.sync_playwright() as playwright:
+        chromium = harness.launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+def new_page(browser):
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(PAGE_WAIT_MS)
+    return context, page
+
+
+def wait_for_end(page, timeout_s: float) -> dict:
+    """Poll the page's watcher until its run has ended (or the time is up); the watcher's record."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        watch = harness.read_watch(page)
+        if any(state in watch["seen"] for state in TERMINAL) or time.monotonic() > deadline:
+            return watch
+        time.sleep(0.5)
+
+
+def save_results(key: str, value) -> None:
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results[key] = value
+    RESULTS.write_text(json.dumps(results, indent=2))
+
+
+def settled_rss(server: harness.AppServer, seconds: float = 8.0) -> float:
+    """The server's memory once it has been quiet a few seconds (the last of several samples)."""
+    deadline = time.monotonic() + seconds
+    rss = server.rss_mb()
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        rss = server.rss_mb()
+    return rss
+
+
+# ================================================================ load
+async def _health_latency(server: harness.AppServer) -> float:
+    """Seconds /_stcore/health takes to answer; inf past the deployment's probe timeout (deploy/k8s.yaml)."""
+    started = time.monotonic()
+    healthy = await asyncio.to_thread(server.healthy, HEALTH_TIMEOUT_S)
+    return time.monotonic() - started if healthy else float("inf")
+
+
+async def _run_round(server: harness.AppServer, index: int, sessions: int) -> dict:
+    rss_start, threads_start = server.rss_mb(), server.threads()
+    students = [Student(server, query=f"{SMALL_RUN}&seed={index * 1000 + k}") for k in range(sessions)]
+    opened = time.monotonic()
+    await asyncio.gather(*(student.open() for student in students))
+    open_s = time.monotonic() - opened
+    rss_idle = server.rss_mb()
+    cpu_before, clicked = server.cpu_seconds(), time.monotonic()
+    await asyncio.gather(*(student.click("Train") for student in students))
+    peak, samples, latencies = rss_idle, [], []
+    deadline = time.monotonic() + ROUND_TIMEOUT_S
+    last_cpu, last_t = cpu_before, clicked
+    probe_failures_in_a_row, restarted_by_probe = 0, False
+    while not all(student.ended() for student in students) and time.monotonic() < deadline:
+        await asyncio.sleep(POLL_S)
+        latency = await _health_latency(server)
+        latencies.append(latency)
+        now, cpu = time.monotonic(), server.cpu_seconds()
+        rss = server.rss_mb()
+        peak = max(peak, rss)
+        samples.append({"t": round(now - clicked, 1), "rss_mb": round(rss, 1),
+                        "server_cores": round((cpu - last_cpu) / (now - last_t), 2),
+                        "health_s": round(latency, 2) if latency != float("inf") else None,
+                        "training": sum(student.last_status.startswith("Training") for student in students),
+                        "ended": sum(student.ended() for student in students),
+                        "machine_load": round(os.getloadavg()[0], 1)})
+        last_cpu, last_t = cpu, now
+        probe_failures_in_a_row = probe_failures_in_a_row + 1 if latency == float("inf") else 0
+        if probe_failures_in_a_row >= PROBE_FAILURES:   # Kubernetes would restart the pod here: stop the round
+            restarted_by_probe = True
+            break
+    busy_s = time.monotonic() - clicked
+    server_cpu_s = server.cpu_seconds() - cpu_before
+    await asyncio.gather(*(student.close() for student in students))
+    idle, idle_after_s, _ = await asyncio.to_thread(server.wait_idle, IDLE_TIMEOUT_S)
+    rss_after = await asyncio.to_thread(settled_rss, server)
+    finish_s = [student.seen["finished"] - student.clicked_at for student in students if "finished" in student.seen]
+    start_s = [student.seen["training"] - student.clicked_at for student in students if "training" in student.seen]
+    return {
+        "round": index, "sessions": sessions, "run": SMALL_RUN,
+        "outcomes": {state: sum(state in student.seen for student in students)
+                     for state in ("waiting", "training") + TERMINAL},
+        "unfinished": [student.last_status for student in students if "finished" not in student.seen],
+        "page_exceptions": [student.exceptions for student in students if student.exceptions],
+        "open_all_s": round(open_s, 1),
+        "finish_p50_s": round(harness.percentile(finish_s, 50), 1) if finish_s else None,
+        "finish_p95_s": round(harness.percentile(finish_s, 95), 1) if finish_s else None,
+        "finish_max_s": round(max(finish_s), 1) if finish_s else None,
+        "start_p50_s": round(harness.percentile(start_s, 50), 1) if start_s else None,
+        "most_training_at_once": max((sample["training"] for sample in samples), default=0),
+        "fragment_runs": sum(student.fragment_runs for student in students),
+        "server_cores_mean": round(server_cpu_s / busy_s, 2),
+        "health_p95_s": round(harness.percentile([x for x in latencies if x != float("inf")], 95), 2)
+        if any(x != float("inf") for x in latencies) else None,
+        "health_failures": sum(x == float("inf") for x in latencies),
+        "liveness_probe_would_restart": restarted_by_probe,
+        "disconnected": sum("disconnected" in student.seen for student in students),
+        "rss_start_mb": round(rss_start, 1), "rss_idle_sessions_mb": round(rss_idle, 1),
+        "rss_peak_mb": round(peak, 1), "rss_after_mb": round(rss_after, 1),
+        "idle_session_mb": round((rss_idle - rss_start) / sessions, 2),
+        "threads_start": threads_start, "threads_after": server.threads(),
+        "cpu_idle_after_close": idle, "cpu_idle_after_s": round(idle_after_s, 1),
+        "samples": samples,
+    }
+
+
+def _class_trains_at_once(sessions: int, rounds: int, name: str) -> None:
+    """`sessions` students each train a small run at once (Streamlit's own protocol, as their tabs would);
+    `rounds` rounds on one server. Asserts that every run finishes after saying it waits, no page shows
+    an error, the health check keeps answering within the probes' timeout, the server goes idle once the
+    tabs close and (over several rounds) that its memory does not keep growing."""
+    with harness.AppServer(name, env=SERVER_ENV) as server:
+        async def warm_up() -> Student:   # one session trains once, so imports and caches are in place
+            student = await Student(server, query=f"{SMALL_RUN}&seed=999999").open()
+            await student.click("Train")
+            deadline = time.monotonic() + ROUND_TIMEOUT_S
+            while not student.ended() and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+            await student.close()
+            return student
+
+        warm = asyncio.run(warm_up())
+        assert "finished" in warm.seen, (warm.seen, warm.events[-20:])
+        server.wait_idle(IDLE_TIMEOUT_S)
+        baseline = settled_rss(server)
+        results = []
+        for index in range(1, rounds + 1):
+            result = asyncio.run(_run_round(server, index, sessions))
+            results.append({**result, "baseline_rss_mb": round(baseline, 1)})
+            print(f"\n{name} round {index}: " + json.dumps({k: v for k, v in result.items() if k != "samples"}))
+            save_results(name, results)
+        log = server.log_tail(2_000_000)
+
+    for result in results:
+        where = f"{name} round {result['round']}"
+        assert not result["liveness_probe_would_restart"], (
+            f"{where}: /_stcore/health went unanswered for {PROBE_FAILURES} checks in a row ({HEALTH_TIMEOUT_S:g} s "
+            f"each): Kubernetes would restart this replica and every student would lose their run")
+        assert result["page_exceptions"] == [], (where, result["page_exceptions"][:2])
+        assert result["disconnected"] == 0, (where, f"{result['disconnected']} tabs lost their connection")
+        assert result["outcomes"]["finished"] == sessions, (where, result["outcomes"], result["unfinished"][:5])
+        # with more runs than slots, the pages that had to wait said so
+        assert result["outcomes"]["waiting"] >= sessions - 4, (where, result["outcomes"])
+        assert result["health_failures"] == 0, f"{where}: the health check went unanswered under load"
+        assert result["cpu_idle_after_close"], f"{where}: the server kept computing after every tab closed"
+    if len(results) >= 2:
+        growth = results[-1]["rss_after_mb"] - results[0]["rss_after_mb"]
+        assert growth < LEAK_MARGIN_MB, f"memory after each round grew by {growth:.0f} MB over {len(results)} rounds"
+    assert harness.unexpected_tracebacks(log) == [], harness.unexpected_tracebacks(log)[:2]
+
+
+@pytest.mark.slow
+def test_a_few_students_train_at_once():
+    """As many students as there are training slots: every run finishes (runs today; the harness's check)."""
+    _class_trains_at_once(SMALL_CLASS, 1, "small_class")
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "NEEDS APP + CORE CHANGE (routed): with 20 students the server stalls. Each live-panel refresh "
+    "(lab_ui.live_panel's fragment, every POLL_SECONDS = 1 s per tab, also while a run only waits for a slot) "
+    "costs ~0.5 s of server CPU under the GIL (it rebuilds every Plotly chart), so 2 watching tabs saturate the "
+    "process, training threads starve, and with 8-20 tabs /_stcore/health stops answering within 5 s "
+    "(Kubernetes would restart the pod) and no run starts for minutes; the first Adam() in the process also "
+    "imports torch._dynamo lazily under the import lock, which every trainer then waits on. Needed: a cheap "
+    "refresh (status line every poll; charts only when a new history row exists, cached by (run.id, rows); "
+    "nothing but the status while waiting), the torch._dynamo import done at start-up, and (better) training "
+    "in worker processes. Remove this xfail when 20 students pass; GLA_LOAD_ROUNDS=3 then checks for leaks."))
+def test_a_class_trains_at_once():
+    _class_trains_at_once(SESSIONS, ROUNDS, "class")
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_default_preset_run_alone(browser):
+    """The capacity table's 'time for a default-preset run': one session, the default preset as it is."""
+    with harness.AppServer("default_run", env=SERVER_ENV) as server:
+        context, page = new_page(browser)
+        harness.open_app(page, f"{server.url}/playground")
+        harness.start_watch(page)
+        started = time.time() * 1000
+        harness.page_button(page, "Train").click()
+        watch = wait_for_end(page, ROUND_TIMEOUT_S)
+        context.close()
+    assert "finished" in watch["seen"], watch
+    seconds = (watch["seen"]["finished"] - started) / 1000
+    save_results("default_preset_alone", {"seconds_to_finished": round(seconds, 1), "status": watch["last"]})
+    print(f"\ndefault preset alone: {seconds:.1f} s ({watch['last']})")
+
+
+# ================================================================ faults
+@pytest.fixture(scope="module")
+def fault_server():
+    with harness.AppServer("faults", env=SERVER_ENV) as server:
+        yield server
+    problems = harness.unexpected_tracebacks(server.log_tail(2_000_000))
+    assert problems == [], "\n\n".join(problems[:2])
+
+
+@pytest.mark.browser
+def test_closing_a_tab_stops_its_run_within_seconds(browser, fault_server):
+    server = fault_server
+    server.wait_idle(IDLE_TIMEOUT_S)
+    context, page = new_page(browser)
+    harness.open_app(page, f"{server.url}/playground?steps=5000&seed=3")
+    threads_before = server.threads()   # with this session open, before its run
+    harness.page_button(page, "Train").click()
+    page.get_by_text(re.compile(r"Training: step [1-9]")).wait_for()
+    busy = server.cpu_share(2.0)
+    assert busy > 0.2, f"the run should keep the server busy ({busy:.2f} cores), else idleness proves nothing"
+    closed = time.monotonic()
+    context.close()
+    idle, waited, share = server.wait_idle(IDLE_TIMEOUT_S)
+    stopped_s = time.monotonic() - closed
+    save_results("tab_closed_mid_run", {"busy_cores_before": round(busy, 2), "idle": idle,
+                                        "seconds_until_idle": round(stopped_s, 1), "threads_before": threads_before,
+                                        "threads_after": server.threads()})
+    print(f"\ntab closed mid-run: server idle after {stopped_s:.1f} s (was using {busy:.2f} cores)")
+    assert idle, f"the server still uses {share:.2f} cores {waited:.0f} s after the tab closed"
+    assert server.threads() <= threads_before, "the run's thread outlives the closed tab"
+
+
+@pytest.mark.browser
+def test_a_diverging_run_stops_with_its_reason_and_the_next_run_works(browser, fault_server):
+    server = fault_server
+    context, page = new_page(browser)
+    try:
+        # four layers at the largest learning rate blow up within a few steps
+        harness.open_app(page, f"{server.url}/playground?lr=1.0&layers=4&batch=16&steps=100")
+        harness.start_watch(page)
+        harness.page_button(page, "Train").click()
+        watch = wait_for_end(page, 300)
+        assert "diverged" in watch["seen"], watch
+        assert harness.exceptions_on(page) == []
+        save_results("diverged", {"status": watch["last"]})
+        # the same session, one layer: the next run trains normally
+        slider = page.locator('.st-key-layers input[type="range"]').first
+        slider.focus()
+        slider.press("Home")
+        harness.settle(page)
+        page.wait_for_timeout(500)
+        page.evaluate("() => { window.__glaWatch = undefined; clearInterval(window.__glaWatchTimer); }")
+        harness.start_watch(page)
+        harness.page_button(page, "Train").click()
+        watch = wait_for_end(page, 300)
+        assert "finished" in watch["seen"], watch
+        assert harness.exceptions_on(page) == []
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.xfail(strict=True, reason=(
+    "NEEDS APP CHANGE (routed to the app engineer): a diverged run shows 'Diverged · N steps' but not why or "
+    "what to do; the trainer's reason ('the training loss became inf at step 3; lower the learning rate') is "
+    "in snapshot.reason. Fix in lab_ui.ended_status: for diverged / error / time limit, append "
+    "f' — {snapshot.reason}'. Remove this xfail when it lands."))
+def test_a_diverged_run_says_why(browser, fault_server):
+    context, page = new_page(browser)
+    try:
+        harness.open_app(page, f"{fault_server.url}/playground?lr=1.0&layers=4&batch=16&steps=100")
+        harness.start_watch(page)
+        harness.page_button(page, "Train").click()
+        watch = wait_for_end(page, 300)
+        assert "diverged" in watch["seen"], watch
+        assert re.search(r"lower the learning rate", harness.main_text(page)), watch["last"]
+    finally:
+        context.close()
+
+
+def _reconnected(page) -> bool:
+    return (page.locator('[role="dialog"]', has_text="Connection error").count() == 0
+            and page.locator('[data-testid="stStatusWidget"]', has_text="CONNECTING").count() == 0
+            and page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').count() == 1)
+
+
+@pytest.mark.browser
+def test_restarting_the_server_mid_run(browser):
+    server = harness.AppServer("restart", env=SERVER_ENV).start()
+    context, page = new_page(browser)
+    try:
+        harness.open_app(page, f"{server.url}/playground?steps=5000&seed=4")
+        harness.page_button(page, "Train").click()
+        page.get_by_text(re.compile(r"Training: step [1-9]")).wait_for()
+        server.stop(signal.SIGKILL)   # a crash: no goodbye to the browser
+        page.get_by_text(re.compile("Connection error|not responding", re.I)).first.wait_for(timeout=60_000)
+        down_text = page.evaluate("() => document.body.innerText")
+        server = harness.AppServer("restart", env=SERVER_ENV, port=server.port).start()
+        deadline = time.monotonic() + 90
+        while not _reconnected(page) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _reconnected(page), "the page did not reconnect to the restarted server"
+        harness.settle(page)
+        after_text = harness.main_text(page)
+        page.screenshot(path=str(harness.ARTIFACTS / "after_restart.png"))
+        assert harness.exceptions_on(page) == []
+        assert page.locator("h1").first.inner_text() == "Playground"
+        save_results("server_restart", {"while_down": re.findall(r"Connection error[^\n]*", down_text)[:1],
+                                        "after_mentions_lost_run": bool(re.search(r"lost|restart|interrupt",
+                                                                                  after_text, re.I))})
+        # the page works again: a small run trains to the end in the same tab
+        page.goto(f"{server.url}/playground?{SMALL_RUN}")
+        harness.settle(page)
+        harness.start_watch(page)
+        harness.page_button(page, "Train").click()
+        watch = wait_for_end(page, 300)
+        assert "finished" in watch["seen"], watch
+    finally:
+        context.close()
+        server.stop()
+    assert harness.unexpected_tracebacks(server.log_tail(2_000_000)) == []
+
+
+@pytest.mark.browser
+@pytest.mark.xfail(strict=True, reason=(
+    "NEEDS APP CHANGE (routed to the app engineer): after a server restart the page reconnects to a fresh "
+    "session and silently shows no run; the issue asks it to say what happened. Fix: while a run is alive put "
+    "its id in the URL (st.query_params['run'] = str(run.id)); on a page run where that parameter names no run "
+    "of this session, st.warning('Your run was interrupted: the server restarted or your session expired. "
+    "Press Train to start again.') and delete the parameter. Remove this xfail when it lands."))
+def test_after_a_restart_the_page_says_the_run_was_lost(browser):
+    server = harness.AppServer("restart_message", env=SERVER_ENV).start()
+    context, page = new_page(browser)
+    try:
+        harness.open_app(page, f"{server.url}/playground?steps=5000&seed=5")
+        harness.page_button(page, "Train").click()
+        page.get_by_text(re.compile(r"Training: step [1-9]")).wait_for()
+        server.stop(signal.SIGTERM)
+        server = harness.AppServer("restart_message", env=SERVER_ENV, port=server.port).start()
+        deadline = time.monotonic() + 90
+        while not _reconnected(page) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        harness.settle(page)
+        page.wait_for_timeout(1000)
+        assert re.search(r"lost|restart|interrupt", harness.main_text(page), re.I)
+    finally:
+        context.close()
+        server.stop()
+
+
+LIMITS_ENV = {**SERVER_ENV, "GLA_MAX_STEPS": "3000", "GLA_MAX_BATCH": "32", "GLA_MAX_TOKENS": "30",
+              "GLA_MAX_SECONDS": "1", "GLA_MAX_CONCURRENT_RUNS": "1"}
+
+
+def _numbers(text: str) -> list[float]:
+    return [float(number) for number in re.findall(r"\d+(?:\.\d+)?", text)]
+
+
+@pytest.mark.browser
+def test_host_limits_are_enforced_with_a_message(browser):
+    with harness.AppServer("limits", env=LIMITS_ENV) as server:
+        first_context, first = new_page(browser)
+        second_context, second = new_page(browser)
+        try:
+            # the default preset's prompt has 34 tokens: over GLA_MAX_TOKENS, said plainly, nothing to train
+            harness.open_app(first, f"{server.url}/playground")
+            first.get_by_text(re.compile(r"this server allows at most 30")).first.wait_for()
+            assert harness.exceptions_on(first) == []
+            # the controls never offer more steps or a larger batch than the host allows (a link asking for
+            # more gets a value within the caps); a shorter first task keeps the prompt under the token cap
+            harness.open_app(first, f"{server.url}/playground?steps=10000&batch=4096&n1=3")
+            first.locator('.st-key-steps [data-testid="stSliderThumbValue"]').first.wait_for()
+            assert max(_numbers(first.locator(".st-key-steps").first.inner_text())) <= 3000
+            query = "steps=3000&n1=3"     # the longest run allowed: it meets the time limit first
+            harness.open_app(first, f"{server.url}/playground?{query}")
+            for key in ("steps", "batch"):   # sliders render after their code loads
+                first.locator(f'.st-key-{key} [data-testid="stSliderThumbValue"]').first.wait_for()
+            steps_text = first.locator(".st-key-steps").first.inner_text()
+            batch_text = first.locator(".st-key-batch").first.inner_text()
+            assert _numbers(steps_text) and max(_numbers(steps_text)) <= 3000, steps_text
+            assert _numbers(batch_text) and max(_numbers(batch_text)) <= 32, batch_text
+            # two runs on a one-slot server: the second waits visibly, both stop at the time limit
+            harness.open_app(second, f"{server.url}/playground?{query}&seed=1")
+            for page in (first, second):
+                harness.start_watch(page)
+            harness.page_button(first, "Train").click()
+            harness.page_button(second, "Train").click()
+            second.get_by_text(re.compile(r"Waiting for a free training slot[^\n]*1 models? at a time")).wait_for()
+            ends = [wait_for_end(page, 300) for page in (first, second)]
+            for watch in ends:
+                assert "time_limit" in watch["seen"], watch
+                steps_done = int(re.search(r"· (\d+) steps", watch["last"]).group(1))
+                assert steps_done < 3000, watch["last"]
+            assert "waiting" in ends[1]["seen"]
+            assert harness.exceptions_on(first) == [] and harness.exceptions_on(second) == []
+            save_results("host_limits", {"ends": [watch["last"] for watch in ends], "steps_slider": steps_text,
+                                         "batch_slider": batch_text})
+        finally:
+            first_context.close()
+            second_context.close()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "NEEDS APP CHANGE (routed to the app engineer): time spent waiting for a training slot counts against "
+    "a run's time limit. lab_ui.train_config(False) gives the Trainer a wall-clock max_seconds equal to "
+    "GLA_MAX_SECONDS, and Trainer.run starts that clock before its first step, i.e. before LiveRun has a slot; "
+    "so in a class, anyone who waited longer than GLA_MAX_SECONDS is stopped at step 1 with 'Time limit'. "
+    "LiveRun already limits computing time (max_active_seconds), so the fix is one line in lab_ui.train_config: "
+    "wall = STEPPING_WALL_SECONDS for every live run. Remove this xfail when it lands."))
+def test_waiting_for_a_slot_does_not_use_up_a_runs_time(monkeypatch):
+    """Two runs, one slot, the app's own config: the second must get its full time budget after waiting."""
+    import threading
+    from dataclasses import replace
+
+    from gla_core.limits import host_limits
+    from gla_core.session import LiveRun
+    from gla_core.spec import default_spec
+    from gla_core.train import Trainer
+
+    monkeypatch.setenv("GLA_MAX_SECONDS", "2")
+    host_limits.cache_clear()
+    try:
+        import lab_ui
+
+        limit = host_limits().max_seconds
+        config = lab_ui.train_config(False, steps=5000, batch=64)
+        slots = threading.Semaphore(1)
+        spec = default_spec()
+        first = LiveRun([Trainer(spec, config)], slots, limit).start()
+        deadline = time.monotonic() + 60
+        while first.phase != "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = LiveRun([Trainer(spec, replace(config, seed=1))], slots, limit).start()
+        assert first.join(120) and second.join(120)
+        status = second.current.snapshot()
+        save_results("slot_wait_vs_time_limit", {"second_run_status": status.status, "steps": status.step,
+                                                 "active_seconds": round(second.active_seconds(), 2)})
+        assert second.active_seconds() >= 0.75 * limit, (
+            f"after waiting, the second run trained only {second.active_seconds():.2f} s of its {limit:g} s "
+            f"({status.status} at step {status.step})")
+    finally:
+        host_limits.cache_clear()

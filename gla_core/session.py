@@ -6,13 +6,14 @@
     live.stop()         # ends for good          live.phase      # waiting | running | paused | ended
 
 A LiveRun trains its trainers one after another, each in its own `gla_core.train.TrainingRun`
-thread. It meters the trainer's batch supply: the training loop draws exactly one batch per step,
-so holding the next batch back pauses the run between two steps, with the model and optimiser
-intact. A run computes only while it holds one of the process-wide `slots` (a semaphore), and gives
-it back while paused, so a paused run never blocks other users.
+thread. It is each trainer's `before_step` hook, called before every step: holding a trainer there
+pauses it between two steps, with the model and optimiser intact. A run computes only while it
+holds one of the process-wide `slots` (a semaphore), and gives it back while paused, so a paused run
+never blocks other users.
 
-The trainer's own clock keeps going while a run is paused, so a run that may pause gets its time
-limit here, counted over the seconds it actually computes (`max_active_seconds`).
+The trainer's own clock keeps going while a run is paused, so a live run gets its time limit here,
+counted over the seconds it actually computes (`max_active_seconds`): waiting for a slot and pauses
+use none of it.
 
 No UI code: a front end reads `phase`, `version` (bumped whenever the run stops computing, to
 refresh a page exactly once) and each trainer's `snapshot()`.
@@ -25,27 +26,10 @@ import time
 from collections import OrderedDict
 from typing import Callable, Sequence
 
-import torch
-
 from .train import Trainer, TrainingRun
 
 SLOT_POLL_SECONDS = 0.2
 _run_ids = itertools.count(1)
-
-
-class _MeteredSampler:
-    """The trainer's sampler, asking its LiveRun for permission before every training batch."""
-
-    def __init__(self, sampler, live_run: "LiveRun"):
-        self._sampler = sampler
-        self._live_run = live_run
-
-    def sample(self, batch: int, generator: torch.Generator, dtype: torch.dtype = torch.float32):
-        self._live_run._before_step()
-        return self._sampler.sample(batch, generator, dtype)
-
-    def __getattr__(self, name: str):  # layout, spec, ...: the wrapped sampler's
-        return getattr(self._sampler, name)
 
 
 class LiveRun:
@@ -71,7 +55,7 @@ class LiveRun:
         self._active_seconds = 0.0        # finished stretches of computing, this trainer
         self._active_since: float | None = None
         for trainer in self.trainers:
-            trainer.sampler = _MeteredSampler(trainer.sampler, self)
+            trainer.before_step = self._before_step
         self._threads = [TrainingRun(trainer, on_finish=self._trainer_finished) for trainer in self.trainers]
 
     def start(self) -> "LiveRun":

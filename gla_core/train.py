@@ -151,10 +151,10 @@ class Trainer:
         self.sampler = PromptSampler(spec)
         self.model = self._initial_model().to(self.device)
         self.train_generator = torch.Generator(self.device).manual_seed(config.seed + 1)
-        # the held-out set depends on the spec only, so every model on a spec meets the same prompts
-        test_size = config.test_size or int(np.clip(TEST_SET_FLOATS // (spec.num_tokens * spec.token_width), 256, 8192))
-        self.test_prompts = self.sampler.sample(test_size, torch.Generator(self.device).manual_seed(2**31 - 1))
-        self._reference_errors = self._reference_errors_on_test_set()
+        self._held_out: tuple[Prompts, torch.Tensor] | None = None   # made when first needed (held_out())
+        # Called before every step, and may block there: a front end's pause and slot point
+        # (gla_core.session.LiveRun). Nothing is computed before its first call returns.
+        self.before_step: Callable[[], None] = lambda: None
         self._lock = threading.Lock()
         self._snapshot = Snapshot(total_steps=config.steps)
         self.history: list[dict] = []
@@ -206,7 +206,22 @@ class Trainer:
         return optimizer, schedule
 
     # ------------------------------------------------------------ evaluation
-    def _reference_errors_on_test_set(self) -> torch.Tensor:
+    def held_out(self) -> tuple[Prompts, torch.Tensor]:
+        """The held-out prompts and the reference predictor's squared error on each (see below).
+
+        Made on first use and dropped when run() ends (up to 32 MB, see TEST_SET_FLOATS: a finished
+        run kept by a front end should not hold it); the same prompts again if asked for later. The set
+        depends on the spec only, so every model on a spec meets the same prompts.
+        """
+        if self._held_out is None:
+            spec = self.spec
+            size = self.config.test_size or int(np.clip(TEST_SET_FLOATS // (spec.num_tokens * spec.token_width),
+                                                         256, 8192))
+            prompts = self.sampler.sample(size, torch.Generator(self.device).manual_seed(2**31 - 1))
+            self._held_out = (prompts, self._reference_errors(prompts))
+        return self._held_out
+
+    def _reference_errors(self, prompts: Prompts) -> torch.Tensor:
         """Squared errors, prompt by prompt on the held-out set, of the WPGD predictor this model should
         learn: its analytic target, P and omega of the best reachable weights, whose exact risk is known.
 
@@ -218,7 +233,6 @@ class Trainer:
         """
         P = torch.tensor(self.target["P"], dtype=torch.float32, device=self.device)
         omega = torch.tensor(self.target["omega"], dtype=torch.float32, device=self.device)  # (n,) or (n, d)
-        prompts = self.test_prompts
         weights = omega if omega.dim() == 2 else omega[:, None]
         weighted_sum = torch.einsum("bn,nd,bnd->bd", prompts.y, weights, prompts.x)  # sum_i y_i omega_i ⊙ x_i
         prediction = torch.einsum("bd,de,be->b", prompts.xq, P, weighted_sum)        # xq^T P (that sum)
@@ -227,12 +241,12 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, num_prompts: int | None = None) -> dict:
         """Test risk and weights on the first num_prompts held-out prompts (all of them when None)."""
-        prompts = self.test_prompts
+        prompts, reference_errors = self.held_out()
         count = len(prompts.yq) if num_prompts is None else min(num_prompts, len(prompts.yq))
         chunk = max(1, self.eval_chunk_floats // self.spec.num_tokens ** 2)
         prediction = torch.cat([self.model(tokens) for tokens in prompts.tokens[:count].split(chunk)])
         test_mse = float(((prediction - prompts.yq[:count]) ** 2).mean())
-        reference_mse = float(self._reference_errors[:count].mean())
+        reference_mse = float(reference_errors[:count].mean())
         induced = self.induced_weights(prompts)
         return {
             "test_mse": test_mse,
@@ -262,12 +276,18 @@ class Trainer:
     # ------------------------------------------------------------ the loop
     def run(self) -> Snapshot:
         config = self.config
+        self.before_step()        # step 1's turn: a front end may hold the run here before anything is computed
+        if self.stop_requested.is_set():
+            self._publish(status="stopped", reason="stopped before the first step")
+            return self.snapshot()
         optimizer, schedule = self._optimiser()
         zero_risk = self.analytic["zero"]["risk"]
         start = time.perf_counter()
         self._publish(status="running", total_steps=config.steps, **self.evaluate(LIVE_EVAL_PROMPTS))
         status, reason, step = "finished", f"completed {config.steps} steps", 0
         for step in range(1, config.steps + 1):
+            if step > 1:
+                self.before_step()    # may wait here, between two steps, with the model and optimiser intact
             if self.stop_requested.is_set():
                 status, reason, step = "stopped", f"stopped at step {step - 1}", step - 1
                 break
@@ -301,6 +321,7 @@ class Trainer:
         if step < config.steps and status != "diverged":   # a run cut short: its final, whole-set evaluation
             self._publish(**self.evaluate())
         self._publish(status=status, reason=reason, step=step, seconds=time.perf_counter() - start)
+        self._held_out = None
         return self.snapshot()
 
     def result(self) -> dict:

@@ -117,6 +117,30 @@ def test_waiting_for_a_slot_is_visible_and_stop_works_while_waiting():
     assert waiting.snapshot().status == "stopped" and waiting.snapshot().step == 0
 
 
+def test_before_step_is_each_steps_turn_and_nothing_is_computed_before_the_first():
+    """The hook a front end pauses and queues runs with: called once per step, the first time before the
+    held-out set exists (a run waiting for a slot holds no memory and uses no CPU); the set is dropped at
+    the end, and made again, the same prompts, if asked for."""
+    trainer = Trainer(SPEC, TrainConfig(steps=12, eval_every=5, test_size=512), analytic=ANALYTIC)
+    turns = []
+    trainer.before_step = lambda: turns.append((trainer._held_out is not None, trainer.snapshot().status,
+                                                trainer.snapshot().step))
+    final = trainer.run()
+    assert final.status == "finished"
+    assert turns[0] == (False, "idle", 0)
+    assert [step for _, _, step in turns] == list(range(12))   # one turn per step, before it
+    assert trainer._held_out is None
+    assert trainer.evaluate()["test_mse"] == pytest.approx(final.test_mse, rel=1e-6)
+
+
+def test_a_run_stopped_during_its_first_turn_computes_nothing():
+    trainer = Trainer(SPEC, TrainConfig(steps=12, test_size=512), analytic=ANALYTIC)
+    trainer.before_step = trainer.stop_requested.set
+    final = trainer.run()
+    assert (final.status, final.step, trainer.history_rows(), trainer._held_out) == ("stopped", 0, [], None)
+    assert np.isnan(final.test_risk)
+
+
 def test_history_is_capped_and_keeps_the_ends():
     trainer = Trainer(SPEC, TrainConfig(steps=1100, eval_every=1, batch=16, test_size=256), analytic=ANALYTIC)
     trainer.run()

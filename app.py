@@ -26,4 +26,5 @@ with st.sidebar:
     st.toggle("Teacher mode", key="teacher", bind="query-params",
               help="Larger text for a projector, and a choice of controls to hide. The link keeps it.")
 lab_ui.apply_display_mode()
+lab_ui.flag_live_runs()
 page.run()

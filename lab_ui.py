@@ -31,11 +31,17 @@ from gla_core.train import ANALYTIC_KEY, GATINGS, Snapshot, TrainConfig, Trainer
 # tiny (tens of tokens, width ~10), so extra threads only add synchronisation, and on a busy shared
 # machine they make training several times slower; the cores serve concurrent runs instead.
 torch.set_num_threads(1)
+# The first torch.optim optimiser imports torch._dynamo (about 1 s, under the import lock): done here,
+# at start-up, rather than inside the first training run while every other run waits on the lock.
+import torch._dynamo  # noqa: E402,F401
 
 STEP_SIZE = 2 * TrainConfig().eval_every  # steps one press of Step trains: it ends on an evaluation
 POLL_SECONDS = 1.0          # how often a page refreshes while its run computes (a refresh costs the trainer CPU)
-STEPPING_WALL_SECONDS = 4 * 3600.0  # a run that may pause is limited by its computing time instead
+LIVE_WALL_SECONDS = 4 * 3600.0  # a live run is limited by its computing time instead (LiveRun)
+LIVE_RUN_PARAM = "training"  # in the URL while the session has a run alive (flag_live_runs)
+LIVE_RUN_FLAGGED = "_live_run_flagged"  # session_state: this session put LIVE_RUN_PARAM in the URL
 RESULT_CAPACITY = 256       # finished runs kept for every session to reuse
+FIGURE_MEMO = "_figure_memo"  # session_state: chart key -> (fingerprint, figure) last drawn
 CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 BASE_CSS = """
 <style>
@@ -89,6 +95,9 @@ class SessionRuns:
         if run is not None:
             self._runs[purpose] = (run, tag)
 
+    def any_alive(self) -> bool:
+        return any(run.alive for run, _ in self._runs.values())
+
     def stop_all(self) -> None:
         for run, _ in self._runs.values():
             run.stop()
@@ -112,6 +121,22 @@ def landscape_for(spec_json: str) -> dict:
     """The WPGD landscape of a two- or three-task spec (theory.landscape_two_tasks / _three_tasks)."""
     spec = PromptSpec.from_json(spec_json)
     return (theory.landscape_two_tasks if spec.num_tasks == 2 else theory.landscape_three_tasks)(spec)
+
+
+def flag_live_runs() -> None:
+    """Keep LIVE_RUN_PARAM in the URL while this session has a run alive, and say so when a page opens
+    with it but no run: the server restarted (or the session expired) and the run was lost. Streamlit
+    keeps a tab's URL when it reconnects to a restarted server, but not its session. Called by the
+    frame (app.py) on every page run."""
+    if session_runs().any_alive():
+        st.query_params[LIVE_RUN_PARAM] = "1"
+        st.session_state[LIVE_RUN_FLAGGED] = True
+    elif LIVE_RUN_PARAM in st.query_params:
+        if not st.session_state.get(LIVE_RUN_FLAGGED):
+            st.warning("**Your training run was interrupted**: the server restarted or your session expired, and "
+                       "a run lives only in the server's memory. Press **Train** to start it again.",
+                       icon=":material/restart_alt:")
+        del st.query_params[LIVE_RUN_PARAM]
 
 
 # ---------------------------------------------------------------- teacher mode and controls
@@ -343,13 +368,38 @@ def show_invalid(error: Exception) -> None:
              icon=":material/warning:")
 
 
-def chart(figure: go.Figure, description: str, key: str | None = None) -> None:
+def chart(recipe: Callable[[], go.Figure], description: str, key: str) -> None:
     """A Plotly chart with its plain-words description underneath and as its alt text; larger fonts
-    for a projector in teacher mode."""
-    if teacher_mode():
-        figure.update_layout(font={"size": 18}, height=int((figure.layout.height or 360) * 1.2))
-    st.plotly_chart(figure, config=CHART_CONFIG, key=key, width="stretch", alt=description)
+    for a projector in teacher mode.
+
+    `recipe` builds the figure: `functools.partial(figures.risk_curve, history, risks)`. It is called
+    only when its function or arguments differ from what this chart (`key`) drew last in this
+    session: a live panel redraws every POLL_SECONDS while its data changes only at evaluations, and
+    building Plotly figures costs tens of milliseconds of server time under the GIL, per chart, per tab.
+    """
+    memo = st.session_state.setdefault(FIGURE_MEMO, {})
+    fingerprint = _fingerprint(recipe, teacher_mode())
+    if key not in memo or memo[key][0] != fingerprint:
+        figure = recipe()
+        if teacher_mode():
+            figure.update_layout(font={"size": 18}, height=int((figure.layout.height or 360) * 1.2))
+        memo[key] = (fingerprint, figure)
+    st.plotly_chart(memo[key][1], config=CHART_CONFIG, key=key, width="stretch", alt=description)
     st.caption(description)
+
+
+def _fingerprint(recipe: Callable[[], go.Figure], *context: Any) -> str:
+    """What a recipe draws, as text: its function and every argument (numbers in full, never abbreviated)."""
+    function = getattr(recipe, "func", recipe)
+    return json.dumps([function.__module__, function.__qualname__, getattr(recipe, "args", ()),
+                       getattr(recipe, "keywords", {}), context], sort_keys=True, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    """NumPy arrays and scalars as lists and numbers, for _fingerprint's json.dumps."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    raise TypeError(f"a chart's arguments must be plain data, got {type(value).__name__}")
 
 
 def token_labels(spec: PromptSpec) -> list[str]:
@@ -408,11 +458,11 @@ def snapshot_from_result(result: dict) -> Snapshot:
                     induced_weights=result["induced_weights"], status=result["status"], reason=result["reason"])
 
 
-def train_config(step_mode: bool, **settings) -> TrainConfig:
-    """A TrainConfig for the app: the command line's defaults, the host's time limit (a run that may
-    pause gets a long wall-clock limit; its computing time is limited by the LiveRun)."""
-    wall = STEPPING_WALL_SECONDS if step_mode else host_limits().max_seconds
-    return TrainConfig(max_seconds=wall, **settings).validate()
+def train_config(**settings) -> TrainConfig:
+    """A TrainConfig for the app: the command line's defaults and a long wall-clock limit. The host's
+    time limit applies to the seconds a run computes, counted by its LiveRun: a run waiting for a
+    training slot, or paused between Steps, keeps its whole budget."""
+    return TrainConfig(max_seconds=LIVE_WALL_SECONDS, **settings).validate()
 
 
 def live_panel(run: LiveRun | None, draw: Callable[[LiveRun | None], None]) -> None:
@@ -458,11 +508,15 @@ def status_line(run: LiveRun) -> None:
     st.progress(min(fraction, 1.0), text=text)
 
 
-def ended_status(run: LiveRun, snapshot) -> str:
+def ended_status(run: LiveRun, snapshot: Snapshot) -> str:
+    """How a run ended, and for a run that went wrong, why and what to do (the trainer's reason)."""
     if run.reason:
-        return run.reason.capitalize()
-    return {"finished": "Finished", "stopped": "Stopped", "diverged": "Diverged", "time limit": "Time limit",
-            "error": "Failed"}.get(snapshot.status, snapshot.status.capitalize())
+        return run.reason[0].upper() + run.reason[1:]
+    label = {"finished": "Finished", "stopped": "Stopped", "diverged": "Diverged", "time limit": "Time limit",
+             "error": "Failed"}.get(snapshot.status, snapshot.status.capitalize())
+    if snapshot.status in ("diverged", "time limit", "error") and snapshot.reason:
+        return f"{label}: {snapshot.reason}"
+    return label
 
 
 # ---------------------------------------------------------------- exports

@@ -1,5 +1,6 @@
 """Depth: each GLA layer is one more step of causal WPGD. Train 1 to 4 layers and compare."""
 import json
+from functools import partial
 
 import streamlit as st
 
@@ -42,7 +43,7 @@ try:
     if text_problem is not None:
         raise text_problem
     spec = lab_ui.validated_spec(spec_dict)
-    configs = {layers: lab_ui.train_config(False, layers=layers, **settings) for layers in DEPTHS}
+    configs = {layers: lab_ui.train_config(layers=layers, **settings) for layers in DEPTHS}
 except SpecError as error:
     lab_ui.show_invalid(error)
     st.stop()
@@ -90,8 +91,8 @@ def draw(run) -> None:
         elif layers in live and live[layers].induced_weights:
             results[layers] = (live[layers].test_risk, live[layers].induced_weights)
     analytic = lab_ui.analytic_for(spec.to_json())
-    lab_ui.chart(figures.depth_chart(DEPTHS, [results[layers][0] if layers in results else None for layers in DEPTHS],
-                                     lab_ui.analytic_risks(analytic, settings["gating"])),
+    trained_risks = [results[layers][0] if layers in results else None for layers in DEPTHS]
+    lab_ui.chart(partial(figures.depth_chart, DEPTHS, trained_risks, lab_ui.analytic_risks(analytic, settings["gating"])),
                  "Green: test risk of the trained model with 1 to 4 layers. Horizontal lines: the best one-step "
                  "risks (optimal WPGD, the best this gating reaches, linear attention, predicting 0).",
                  key="depth_chart")
@@ -106,8 +107,8 @@ def draw(run) -> None:
                        if below else "No trained model is below it yet."))
     if results:
         deepest = max(results)
-        lab_ui.chart(figures.layer_weights(results[deepest][1], spec.example_task,
-                                           title=f"Induced weights of every layer ({deepest}-layer model)"),
+        lab_ui.chart(partial(figures.layer_weights, results[deepest][1], spec.example_task,
+                                                    title=f"Induced weights of every layer ({deepest}-layer model)"),
                      "The weight the query gives each example in each layer (gate products of that layer, largest "
                      "= 1; the mean over coordinates for vector gates), coloured by task.", key="layer_weights")
 

@@ -1,6 +1,7 @@
 """Gating vs linear attention: when do gates beat equal weights? Analytic risks along a sweep, with
 trained models overlaid on request."""
 import itertools
+from functools import partial
 
 import numpy as np
 import streamlit as st
@@ -69,7 +70,7 @@ wins = best_gated < linear * (1 - 1e-6)
 # ---------------------------------------------------------------- trained overlay
 trained_indices = sorted(set(np.linspace(0, len(specs) - 1, min(TRAINED_POINTS, len(specs))).round().astype(int)))
 gatings = ["none", "scalar"] + (["vector"] if "vector_gla" in risks else [])
-jobs = [(index, specs[index], lab_ui.train_config(False, gating=gating, layers=1, seed=0, device="auto",
+jobs = [(index, specs[index], lab_ui.train_config(gating=gating, layers=1, seed=0, device="auto",
                                                   **OVERLAY_SETTINGS))
         for index in trained_indices for gating in gatings]
 store = lab_ui.result_store()
@@ -107,7 +108,7 @@ def draw(run) -> None:
         result = store.get(key)
         if result is not None:
             trained.setdefault(model_of[config.gating], []).append((x[index], result["test_risk"]))
-    lab_ui.chart(figures.sweep_chart(x, risks, x_title, wins, trained),
+    lab_ui.chart(partial(figures.sweep_chart, x, risks, x_title, wins, trained),
                  "Lines: the best risk each model can reach, from the theory, as the setting changes. Shaded: "
                  "where gating beats linear attention. Markers: trained models' test risks.", key="sweep_chart")
 

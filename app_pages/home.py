@@ -1,4 +1,6 @@
 """Home: the idea of GLA Lab on one screen, "gating is weighting"."""
+from functools import partial
+
 import streamlit as st
 
 import lab_ui
@@ -35,10 +37,10 @@ else:
     analytic = lab_ui.analytic_for(spec.to_json())
     relevances = ", ".join(f"{task.corr:g}" for task in spec.tasks)
     lab_ui.chart(
-        figures.token_weights(spec.example_task,
-                              {"optimal WPGD ω*": analytic["optimal"]["omega"],
-                               "linear attention (all equal)": analytic["linear_attention"]["omega"]},
-                              title="The optimal weight of each example"),
+        partial(figures.token_weights, spec.example_task,
+                {"optimal WPGD ω*": analytic["optimal"]["omega"],
+                 "linear attention (all equal)": analytic["linear_attention"]["omega"]},
+                title="The optimal weight of each example"),
         f"Three tasks of 10 examples, related to the query task by {relevances}. Bars and diamonds: the optimal "
         "weights; circles: linear attention's equal weights. Examples of a more related task count more.",
         key="home_weights")

@@ -1,4 +1,6 @@
 """Landscape: the one-step WPGD risk over every weighting — a unique optimum, flat along rays."""
+from functools import partial
+
 import numpy as np
 import streamlit as st
 
@@ -43,22 +45,21 @@ if analytic["flags"]["uncorrelated"]:
 
 if num_tasks == 2:
     landscape = lab_ui.landscape_for(spec.to_json())
-    lab_ui.chart(figures.landscape_angle(landscape["angle"]["theta"], landscape["angle"]["risk"],
-                                             landscape["points"], landscape["monotone_cone"]["theta"],
-                                             landscape["zero_risk"]),
+    lab_ui.chart(partial(figures.landscape_angle, landscape["angle"]["theta"], landscape["angle"]["risk"],
+                         landscape["points"], landscape["monotone_cone"]["theta"], landscape["zero_risk"]),
                  "Risk along each direction of the two task weights. Star: the optimum; cross: linear "
                  "attention's equal weights; circle: the best that scalar gates reach (shaded directions).",
                  key="landscape_angle")
-    lab_ui.chart(figures.landscape_plane(landscape["grid"]["w"], landscape["grid"]["risk"], landscape["points"],
-                                         landscape["monotone_cone"]["theta"]),
+    lab_ui.chart(partial(figures.landscape_plane, landscape["grid"]["w"], landscape["grid"]["risk"],
+                         landscape["points"], landscape["monotone_cone"]["theta"]),
                  "The same risk over the plane of task weights: its colour never changes along a line through "
                  "the origin (scaling the weights changes nothing).", key="landscape_plane")
 else:
     landscape = lab_ui.landscape_for(spec.to_json())
     simplex_col, text_col = st.columns([1.6, 1])
     with simplex_col:
-        lab_ui.chart(figures.landscape_simplex(landscape["simplex"]["barycentric"], landscape["simplex"]["risk"],
-                                               landscape["points"], landscape["monotone_cone"]),
+        lab_ui.chart(partial(figures.landscape_simplex, landscape["simplex"]["barycentric"],
+                             landscape["simplex"]["risk"], landscape["points"], landscape["monotone_cone"]),
                      "Risk over non-negative task weights scaled to sum to 1 (darker is lower). Star: the optimum; "
                      "cross: equal weights; outlined: the weights scalar gates reach (w1 ≤ w2 ≤ w3).",
                      key="landscape_simplex")
@@ -83,8 +84,8 @@ st.markdown(f"Risk at the optimum **{points['optimal']['risk']:.4f}**, at equal 
 st.subheader("The optimal preconditioner P*")
 matrix_col, text_col = st.columns([1, 1.2])
 with matrix_col:
-    lab_ui.chart(figures.matrix_heatmap(analytic["optimal"]["P"], "P* at the optimal weights",
-                                        [f"x{c + 1}" for c in range(spec.d)]),
+    lab_ui.chart(partial(figures.matrix_heatmap, analytic["optimal"]["P"], "P* at the optimal weights",
+                         [f"x{c + 1}" for c in range(spec.d)]),
                  "Entries of the optimal preconditioner, scaled with the weights so that the largest weight is 1.",
                  key="landscape_P")
 with text_col:

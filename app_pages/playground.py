@@ -1,5 +1,6 @@
 """Playground: train a GLA live and watch its gates turn into the optimal WPGD weights."""
 import json
+from functools import partial
 
 import numpy as np
 import streamlit as st
@@ -38,7 +39,7 @@ try:
     if text_problem is not None:
         raise text_problem
     spec = lab_ui.validated_spec(spec_dict)
-    config = lab_ui.train_config(False, **settings)
+    config = lab_ui.train_config(**settings)
 except SpecError as error:
     lab_ui.show_invalid(error)
     st.stop()
@@ -71,7 +72,7 @@ def step() -> None:
     if same_settings and run.alive:
         run.grant(lab_ui.STEP_SIZE)
     else:
-        lab_ui.start_run(PURPOSE, [(spec, lab_ui.train_config(True, **settings))], tag,
+        lab_ui.start_run(PURPOSE, [(spec, config)], tag,
                          step_budget=lab_ui.STEP_SIZE, on_trainer_finished=lab_ui.store_finished(store))
 
 
@@ -135,7 +136,7 @@ def draw(run) -> None:
     if gating != "vector" and not np.allclose(analytic["optimal"]["omega"], analytic[target_key]["omega"], atol=1e-3):
         references["optimal WPGD ω*"] = analytic["optimal"]["omega"]
     induced = snapshot.induced_weights[0] if trained else None
-    lab_ui.chart(figures.token_weights(shown_spec.example_task, references, induced),
+    lab_ui.chart(partial(figures.token_weights, shown_spec.example_task, references, induced),
                  "Bars: the weight the trained model's gates give each in-context example (first layer), coloured "
                  "by task; before training, the reachable weights. Markers: the analytic weights. Dotted lines: "
                  "delimiter tokens. All scaled so the largest weight is 1.", key="weights_chart")
@@ -143,7 +144,7 @@ def draw(run) -> None:
                 "each example's weight is the product of the gates that come after it:")
     st.latex(r"\hat y = x^\top P \sum_i \omega_i\, y_i\, x_i,\qquad \omega_i = \prod_{j>i} g(z_j)")
 
-    lab_ui.chart(figures.risk_curve(history, risks, snapshot.total_steps if snapshot else settings["steps"]),
+    lab_ui.chart(partial(figures.risk_curve, history, risks, snapshot.total_steps if snapshot else settings["steps"]),
                  "Green: the trained model's test risk over training; light blue: the loss on each training batch. "
                  "Horizontal lines: predicting 0, the best linear attention, the best this gating can reach, and "
                  "optimal one-step WPGD.", key="risk_chart")
@@ -152,13 +153,13 @@ def draw(run) -> None:
                 "the query, so a GLA may stop above it.")
 
     if history:
-        lab_ui.chart(figures.cosine_curve(history),
+        lab_ui.chart(partial(figures.cosine_curve, history),
                      "Cosine similarity between the induced and reachable weights over training; 1 means the same "
                      "weights up to scale.", key="cosine_chart")
         if snapshot.gates and snapshot.gates[0] is not None:
             coordinates = ([f"x{c + 1}" for c in range(shown_spec.d)] + ["y"]
                            + [f"delimiter {c + 1}" for c in range(shown_spec.delimiter_width)])
-            lab_ui.chart(figures.gate_values(snapshot.gates, lab_ui.token_labels(shown_spec), coordinates),
+            lab_ui.chart(partial(figures.gate_values, snapshot.gates, lab_ui.token_labels(shown_spec), coordinates),
                          "Mean gate value of every token in every layer (T2·3: task 2, example 3; D2: the delimiter "
                          "after task 2; Q: the query). A small gate shrinks everything before it.", key="gates_chart")
         else:

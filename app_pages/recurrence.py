@@ -1,4 +1,6 @@
 """Inside the recurrence: one prompt, a GLA built from a WPGD solution, stepped token by token."""
+from functools import partial
+
 import numpy as np
 import streamlit as st
 import torch
@@ -81,13 +83,14 @@ st.markdown(f"**Token {position + 1} of {len(labels)}: `{labels[position]}`**, {
 
 figure_col, state_col = st.columns([1.3, 1])
 with figure_col:
-    lab_ui.chart(figures.recurrence_step(labels, gates, np.tril(weights)[position], position),
+    lab_ui.chart(partial(figures.recurrence_step, labels, gates, np.tril(weights)[position], position),
                  "Top: every token's gate (black: the current token; blue: tokens already read). Bottom: the weight "
                  "the current token gives each token read so far, the product of the gates after it.",
                  key="recurrence_step")
 with state_col:
     coordinates = [f"x{c + 1}" for c in range(spec.d)] + ["y"] + [f"D{c + 1}" for c in range(spec.delimiter_width)]
-    lab_ui.chart(figures.matrix_heatmap(states[position], f"State S after token {labels[position]}", coordinates),
+    lab_ui.chart(partial(figures.matrix_heatmap, states[position], f"State S after token {labels[position]}",
+                         coordinates),
                  "The state matrix after this token (rows: value coordinates, columns: key coordinates). Values "
                  "carry only the label, so only row y fills: it holds −Σ ω y_s P x_s.", key="recurrence_state")
 st.latex(r"S_t = g_t\, S_{t-1} + v_t k_t^\top, \qquad S_t[y,:] = -\sum_{s \le t} \omega_{t,s}\, y_s\, (P x_s)^\top")

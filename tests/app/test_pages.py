@@ -148,6 +148,25 @@ def test_a_short_training_finishes_and_the_comparison_appears():
     assert "Export this run" in [expander.label for expander in at.expander]
 
 
+def test_the_url_flags_a_live_run_and_a_page_that_lost_its_run_says_so():
+    at = open_page("playground", steps="25", batch="16", seed="13")
+    assert lab_ui.LIVE_RUN_PARAM not in at.query_params
+    click(at, "Train")
+    assert at.query_params.get(lab_ui.LIVE_RUN_PARAM) in ("1", ["1"])     # while the run lives
+    rerun_until(at, ("Finished",))
+    at.run()
+    assert lab_ui.LIVE_RUN_PARAM not in at.query_params                   # it ended here: nothing to say
+    assert not [warning for warning in at.warning if "interrupted" in warning.value]
+    # a new session (a restarted server) opened with the flag: its run is gone, and the page says so once
+    lost = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    lost.query_params[lab_ui.LIVE_RUN_PARAM] = "1"
+    lost.run()
+    assert [warning for warning in lost.warning if "interrupted" in warning.value]
+    assert lab_ui.LIVE_RUN_PARAM not in lost.query_params
+    lost.run()
+    assert not [warning for warning in lost.warning if "interrupted" in warning.value]
+
+
 def test_step_pauses_and_stop_ends_the_run():
     at = open_page("playground", steps="100", batch="16", seed="12")
     step = lab_ui.STEP_SIZE

@@ -74,10 +74,12 @@ class AppServer:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.log_path = ARTIFACTS / f"server_{name}.log"
         self._log = None
+        self._log_start = 0
 
     # ------------------------------------------------------------ life cycle
     def start(self, wait_s: float = START_WAIT_S) -> "AppServer":
         self._log = open(self.log_path, "a")
+        self._log_start = self._log.tell()   # log_tail reads this server's part only
         self._log.write(f"\n=== start {time.strftime('%H:%M:%S')}: {' '.join(self.command)}\n")
         self._log.flush()
         self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=self._log,
@@ -124,7 +126,9 @@ class AppServer:
 
     def log_tail(self, chars: int = 4000) -> str:
         try:
-            return self.log_path.read_text(errors="replace")[-chars:]
+            with open(self.log_path, errors="replace") as log:
+                log.seek(self._log_start)
+                return log.read()[-chars:]
         except OSError:
             return ""
 

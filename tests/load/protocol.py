@@ -57,6 +57,7 @@ class Student:
     def __post_init__(self):
         self._buttons: dict[str, str] = {}
         self._auto: tuple[float, str] | None = None
+        self._page_script_hash = ""
         self._finished = asyncio.Event()
         self._socket = None
         self._tasks: list[asyncio.Task] = []
@@ -87,8 +88,10 @@ class Student:
         message = BackMsg()
         state = message.rerun_script
         state.query_string = self.query
-        state.page_script_hash = ""
-        state.page_name = self.page
+        # As a tab does: the page by name until the server has said which script it is, then by its hash
+        # (a rerun the server starts itself, e.g. st.rerun() in a fragment, reuses what the tab sent last).
+        state.page_script_hash = self._page_script_hash
+        state.page_name = "" if self._page_script_hash else self.page
         if fragment_id:
             state.fragment_id = fragment_id
             state.is_auto_rerun = True
@@ -144,6 +147,8 @@ class Student:
                 if not message.metadata.run.fragment_ids:   # a full run: it sets its fragment timers again
                     self.script_runs += 1
                     self._auto = None
+            elif kind == "navigation":   # st.navigation says which page this run shows
+                self._page_script_hash = message.navigation.page_script_hash or self._page_script_hash
             elif kind == "auto_rerun":
                 self._auto = (message.auto_rerun.interval, message.auto_rerun.fragment_id)
             elif kind == "stop_auto_rerun":

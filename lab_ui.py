@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import shlex
-import threading
 from contextlib import nullcontext
 from dataclasses import asdict
 from typing import Any, Callable
@@ -23,7 +22,7 @@ import torch
 from gla_core import theory
 from gla_core.limits import host_limits
 from gla_core.sampling import DELIMITER, EXAMPLE, layout
-from gla_core.session import LiveRun, ResultStore
+from gla_core.session import LiveRun, ResultStore, TrainingSlots
 from gla_core.spec import DELIMITERS, PromptSpec, SpecError, list_presets, load_preset
 from gla_core.train import ANALYTIC_KEY, GATINGS, Snapshot, TrainConfig, Trainer
 
@@ -63,9 +62,9 @@ PROJECTOR_CSS = """
 
 # ---------------------------------------------------------------- process-wide resources
 @st.cache_resource
-def training_slots() -> threading.Semaphore:
-    """The cap on trainings computing at once in this server process, shared by every session."""
-    return threading.Semaphore(host_limits().max_concurrent_runs)
+def training_slots() -> TrainingSlots:
+    """The cap on trainings computing at once in this server process, and its line, shared by every session."""
+    return TrainingSlots(host_limits().max_concurrent_runs)
 
 
 @st.cache_resource
@@ -489,8 +488,9 @@ def status_line(run: LiveRun) -> None:
     phase = run.phase
     position = f" (model {run.trainers.index(trainer) + 1} of {len(run.trainers)})" if len(run.trainers) > 1 else ""
     if phase == "waiting":
-        capacity = host_limits().max_concurrent_runs
-        st.info(f"Waiting for a free training slot{position} — the server trains {capacity} "
+        capacity, ahead = host_limits().max_concurrent_runs, run.runs_ahead()
+        line = f"{ahead} run{'s' if ahead != 1 else ''} ahead of yours" if ahead else "yours is next"
+        st.info(f"Waiting for a free training slot{position} — {line}; the server trains {capacity} "
                 f"model{'s' if capacity != 1 else ''} at a time. It starts by itself.",
                 icon=":material/hourglass_top:")
         return

@@ -8,8 +8,8 @@
 A LiveRun trains its trainers one after another, each in its own `gla_core.train.TrainingRun`
 thread. It is each trainer's `before_step` hook, called before every step: holding a trainer there
 pauses it between two steps, with the model and optimiser intact. A run computes only while it
-holds one of the process-wide `slots` (a semaphore), and gives it back while paused, so a paused run
-never blocks other users.
+holds one of the process-wide `TrainingSlots`; runs wait for one in line, first come first served,
+and a paused run gives its slot back, so it never blocks other users.
 
 The trainer's own clock keeps going while a run is paused, so a live run gets its time limit here,
 counted over the seconds it actually computes (`max_active_seconds`): waiting for a slot and pauses
@@ -32,10 +32,52 @@ SLOT_POLL_SECONDS = 0.2
 _run_ids = itertools.count(1)
 
 
+class TrainingSlots:
+    """At most `capacity` runs compute at once; the others wait in line, first come first served.
+
+    Owners are any hashable objects (LiveRuns). try_take() joins the line and takes a slot when one is
+    free and the owner is first; leave() gives the slot back or leaves the line. Thread-safe.
+    """
+
+    def __init__(self, capacity: int):
+        if capacity < 1:
+            raise ValueError(f"capacity: must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._holders: set = set()
+        self._line: list = []            # owners waiting, in the order they came
+
+    def try_take(self, owner) -> bool:
+        with self._lock:
+            if owner in self._holders:
+                return True
+            if owner not in self._line:
+                self._line.append(owner)
+            if len(self._holders) < self.capacity and self._line[0] == owner:
+                self._holders.add(self._line.pop(0))
+                return True
+            return False
+
+    def leave(self, owner) -> None:
+        with self._lock:
+            self._holders.discard(owner)
+            if owner in self._line:
+                self._line.remove(owner)
+
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._line)
+
+    def ahead_of(self, owner) -> int:
+        """How many runs wait in line before `owner` (0 when it is first, or not in line)."""
+        with self._lock:
+            return self._line.index(owner) if owner in self._line else 0
+
+
 class LiveRun:
     """One or more trainers run in order in the background, with pause, step, resume and stop."""
 
-    def __init__(self, trainers: Sequence[Trainer], slots: threading.Semaphore, max_active_seconds: float,
+    def __init__(self, trainers: Sequence[Trainer], slots: TrainingSlots, max_active_seconds: float,
                  step_budget: int | None = None, on_trainer_finished: Callable[[Trainer], None] | None = None):
         if not trainers:
             raise ValueError("trainers: give at least one trainer")
@@ -78,6 +120,10 @@ class LiveRun:
         with self._condition:
             return self.trainers[min(self._index, len(self.trainers) - 1)]
 
+    def runs_ahead(self) -> int:
+        """While waiting for a slot: how many runs are in line before this one."""
+        return self._slots.ahead_of(self)
+
     def active_seconds(self) -> float:
         """Seconds the current trainer has spent computing (pauses and slot waits left out)."""
         with self._condition:
@@ -107,6 +153,8 @@ class LiveRun:
             if not self._stopped and reason:
                 self.reason = reason
             self._stopped = True
+            if not self._holds_slot:      # out of the line now (a slot held is given back as the trainer ends)
+                self._slots.leave(self)
             self._condition.notify_all()
         for trainer in self.trainers:
             trainer.stop_requested.set()
@@ -152,9 +200,9 @@ class LiveRun:
         self._condition.notify_all()
 
     def _release_slot(self) -> None:
-        if self._holds_slot:
-            self._slots.release()
-            self._holds_slot = False
+        """Give the slot back, or leave the line."""
+        self._slots.leave(self)
+        self._holds_slot = False
 
     def _before_step(self) -> None:
         """Block until this step may run: not paused, a slot held. Returns at once after a stop, so the
@@ -173,7 +221,7 @@ class LiveRun:
                     continue
                 if not self._holds_slot:
                     self._set_phase("waiting")
-                    if not self._slots.acquire(blocking=False):
+                    if not self._slots.try_take(self):
                         self._condition.wait(SLOT_POLL_SECONDS)
                         continue
                     self._holds_slot = True

@@ -376,7 +376,7 @@ def test_after_a_restart_the_page_says_the_run_was_lost(browser):
 
 
 LIMITS_ENV = {**SERVER_ENV, "GLA_MAX_STEPS": "3000", "GLA_MAX_BATCH": "32", "GLA_MAX_TOKENS": "30",
-              "GLA_MAX_SECONDS": "3", "GLA_MAX_CONCURRENT_RUNS": "1"}
+              "GLA_MAX_SECONDS": "4", "GLA_MAX_CONCURRENT_RUNS": "1"}
 
 
 def _numbers(text: str) -> list[float]:
@@ -409,12 +409,12 @@ def test_host_limits_are_enforced_with_a_message(browser):
             # two runs on a one-slot server: the second waits visibly, both stop at the time limit
             harness.open_app(second, f"{server.url}/playground?{query}&seed=1")
             for page in (first, second):
-                harness.start_watch(page)
+                harness.start_watch(page, one_slot=r"Waiting for a free training slot[^\n]*1 model at a time")
             harness.page_button(first, "Train").click()
-            first.get_by_text(re.compile(r"Training: step [1-9]")).wait_for()   # the slot is taken, for 3 s
+            first.get_by_text(re.compile(r"Training: step [1-9]")).wait_for()   # the slot is taken, for 4 s
             harness.page_button(second, "Train").click()
-            second.get_by_text(re.compile(r"Waiting for a free training slot[^\n]*1 models? at a time")).wait_for()
             ends = [wait_for_end(page, 300) for page in (first, second)]
+            assert "one_slot" in ends[1]["seen"], ends[1]
             for watch in ends:
                 assert "time_limit" in watch["seen"], watch
                 steps_done = int(re.search(r"· (\d+) steps", watch["last"]).group(1))
@@ -430,11 +430,10 @@ def test_host_limits_are_enforced_with_a_message(browser):
 
 def test_waiting_for_a_slot_does_not_use_up_a_runs_time(monkeypatch):
     """Two runs, one slot, the app's own config: the second must get its full time budget after waiting."""
-    import threading
     from dataclasses import replace
 
     from gla_core.limits import host_limits
-    from gla_core.session import LiveRun
+    from gla_core.session import LiveRun, TrainingSlots
     from gla_core.spec import default_spec
     from gla_core.train import Trainer
 
@@ -445,7 +444,7 @@ def test_waiting_for_a_slot_does_not_use_up_a_runs_time(monkeypatch):
 
         limit = host_limits().max_seconds
         config = lab_ui.train_config(steps=5000, batch=64)
-        slots = threading.Semaphore(1)
+        slots = TrainingSlots(1)
         spec = default_spec()
         first = LiveRun([Trainer(spec, config)], slots, limit).start()
         deadline = time.monotonic() + 60

@@ -1,9 +1,7 @@
 """Live runs: pause after a step budget, resume, stop, share compute slots, run trainers in order."""
-import threading
-
 import pytest
 
-from gla_core.session import LiveRun, ResultStore
+from gla_core.session import LiveRun, ResultStore, TrainingSlots
 from gla_core.spec import default_spec
 from gla_core.theory import solve
 from gla_core.train import TrainConfig, Trainer
@@ -19,7 +17,7 @@ def tiny_trainer(steps: int = 40, **changes) -> Trainer:
 
 
 def test_runs_to_the_end_and_bumps_version_once():
-    run = LiveRun([tiny_trainer()], threading.Semaphore(1), max_active_seconds=WAIT).start()
+    run = LiveRun([tiny_trainer()], TrainingSlots(1), max_active_seconds=WAIT).start()
     assert run.join(WAIT)
     assert run.phase == "ended" and not run.alive
     assert run.version == 1
@@ -28,12 +26,12 @@ def test_runs_to_the_end_and_bumps_version_once():
 
 
 def test_step_budget_pauses_then_grant_and_resume_continue_the_same_model():
-    slots = threading.Semaphore(1)
+    slots = TrainingSlots(1)
     run = LiveRun([tiny_trainer()], slots, max_active_seconds=WAIT, step_budget=10).start()
     assert run.wait_until_not_running(WAIT)
     assert run.phase == "paused" and run.current.snapshot().step == 10
-    assert slots.acquire(blocking=False), "a paused run must give its slot back"
-    slots.release()
+    assert slots.try_take("another run"), "a paused run must give its slot back"
+    slots.leave("another run")
     run.grant(5)
     assert run.wait_until_not_running(WAIT)
     assert run.phase == "paused" and run.current.snapshot().step == 15
@@ -46,7 +44,7 @@ def test_step_budget_pauses_then_grant_and_resume_continue_the_same_model():
 
 
 def test_stop_while_paused_ends_the_run():
-    run = LiveRun([tiny_trainer()], threading.Semaphore(1), max_active_seconds=WAIT, step_budget=5).start()
+    run = LiveRun([tiny_trainer()], TrainingSlots(1), max_active_seconds=WAIT, step_budget=5).start()
     assert run.wait_until_not_running(WAIT)
     run.stop()
     assert run.join(WAIT)
@@ -55,31 +53,66 @@ def test_stop_while_paused_ends_the_run():
 
 
 def test_waits_for_a_free_slot_and_stop_while_waiting():
-    slots = threading.Semaphore(1)
-    slots.acquire()  # someone else trains
+    slots = TrainingSlots(1)
+    slots.try_take("another run")  # someone else trains
     run = LiveRun([tiny_trainer()], slots, max_active_seconds=WAIT).start()
     run.join(0.5)
     assert run.phase == "waiting"
     run.stop()
     assert run.join(WAIT)
-    slots.release()
+    slots.leave("another run")
 
 
 def test_a_slot_freed_by_another_run_is_taken():
-    slots = threading.Semaphore(1)
-    slots.acquire()
+    slots = TrainingSlots(1)
+    slots.try_take("another run")
     run = LiveRun([tiny_trainer()], slots, max_active_seconds=WAIT).start()
     run.join(0.3)
     assert run.phase == "waiting"
-    slots.release()
+    slots.leave("another run")
     assert run.join(WAIT) and run.current.snapshot().status == "finished"
-    assert slots.acquire(blocking=False), "the slot is given back at the end"
+    assert slots.try_take("a third run"), "the slot is given back at the end"
+
+
+def test_slots_serve_runs_in_the_order_they_came():
+    slots = TrainingSlots(2)
+    assert slots.try_take("a") and slots.try_take("b")
+    assert not any(slots.try_take(owner) for owner in "cde")
+    assert [slots.ahead_of(owner) for owner in "cde"] == [0, 1, 2] and slots.waiting() == 3
+    slots.leave("a")
+    assert not slots.try_take("d"), "d may not jump the line"
+    assert slots.try_take("c") and slots.try_take("c"), "a holder asking again keeps its slot"
+    slots.leave("d")                                  # d gives up waiting
+    assert slots.ahead_of("e") == 0 and not slots.try_take("e")
+    slots.leave("b")
+    assert slots.try_take("e") and slots.waiting() == 0
+    with pytest.raises(ValueError, match="capacity"):
+        TrainingSlots(0)
+
+
+def test_live_runs_train_in_the_order_they_came_and_a_stopped_one_leaves_the_line():
+    slots = TrainingSlots(1)
+    slots.try_take("another run")
+    finished = []
+    runs = []
+    for index in range(3):
+        runs.append(LiveRun([tiny_trainer()], slots, max_active_seconds=WAIT,
+                            on_trainer_finished=lambda trainer, index=index: finished.append(index)).start())
+        while slots.waiting() < index + 1:            # each is in line before the next one comes
+            runs[-1].join(0.01)
+    assert [run.runs_ahead() for run in runs] == [0, 1, 2]
+    runs[1].stop()
+    assert runs[2].runs_ahead() == 1 and slots.waiting() == 2
+    slots.leave("another run")
+    assert all(run.join(WAIT) for run in runs)
+    assert finished == [1, 0, 2]                      # the stopped run ends at once; then first come, first served
+    assert [run.current.snapshot().status for run in runs] == ["finished", "stopped", "finished"]
 
 
 def test_trainers_run_in_order_and_each_is_reported():
     finished = []
     trainers = [tiny_trainer(layers=layers) for layers in (1, 2)]
-    run = LiveRun(trainers, threading.Semaphore(1), max_active_seconds=WAIT,
+    run = LiveRun(trainers, TrainingSlots(1), max_active_seconds=WAIT,
                   on_trainer_finished=lambda trainer: finished.append(trainer.config.layers)).start()
     assert run.join(WAIT)
     assert finished == [1, 2]
@@ -88,7 +121,7 @@ def test_trainers_run_in_order_and_each_is_reported():
 
 def test_stop_skips_the_trainers_not_started():
     trainers = [tiny_trainer(steps=100_000), tiny_trainer()]
-    run = LiveRun(trainers, threading.Semaphore(1), max_active_seconds=WAIT).start()
+    run = LiveRun(trainers, TrainingSlots(1), max_active_seconds=WAIT).start()
     while trainers[0].snapshot().step < 3:
         run.join(0.01)
     run.stop()
@@ -98,7 +131,7 @@ def test_stop_skips_the_trainers_not_started():
 
 
 def test_computing_time_limit_ignores_pauses():
-    run = LiveRun([tiny_trainer(steps=100_000)], threading.Semaphore(1), max_active_seconds=0.3).start()
+    run = LiveRun([tiny_trainer(steps=100_000)], TrainingSlots(1), max_active_seconds=0.3).start()
     assert run.join(WAIT)
     assert run.reason.startswith("time limit")
     assert run.active_seconds() == pytest.approx(0.3, abs=0.5)

@@ -214,8 +214,9 @@ def page_button(page, name: str):
     return page.get_by_test_id("stMainBlockContainer").get_by_role("button", name=name, exact=True)
 
 
-def start_watch(page) -> None:
-    page.evaluate(WATCH_JS, WATCH_PATTERNS)
+def start_watch(page, **more_patterns: str) -> None:
+    """Record when each WATCH_PATTERNS text (and each of `more_patterns`) first shows on the page."""
+    page.evaluate(WATCH_JS, {**WATCH_PATTERNS, **more_patterns})
 
 
 def read_watch(page) -> dict:

@@ -96,4 +96,4 @@ with text_col:
                 "a true **preconditioner**, stepping further along low-variance features.")
     variances = spec.feature_variances()
     st.caption("Feature variances: " + ", ".join(f"{v:.3g}" for v in variances)
-               + f"; diagonal of P*: " + ", ".join(f"{p:.3g}" for p in np.diag(analytic["optimal"]["P"])))
+               + "; diagonal of P*: " + ", ".join(f"{p:.3g}" for p in np.diag(analytic["optimal"]["P"])))

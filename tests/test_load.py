@@ -28,25 +28,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.load import harness
-from tests.load.protocol import Student
+from tests.load import classroom, harness
+from tests.load.classroom import (HEALTH_TIMEOUT_S, IDLE_TIMEOUT_S, PROBE_FAILURES, ROUND_TIMEOUT_S, SERVER_ENV, SMALL_RUN,
+                                  TERMINAL)
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
 SESSIONS = int(os.environ.get("GLA_LOAD_SESSIONS", "20"))
 ROUNDS = int(os.environ.get("GLA_LOAD_ROUNDS", "3"))
-SMALL_RUN = "steps=100"                # the default preset, 100 steps (each student its own seed)
 VIEWPORT = {"width": 1024, "height": 768}
 PAGE_WAIT_MS = 120_000                 # one page load or script run, on a busy 2-core machine
-ROUND_TIMEOUT_S = float(os.environ.get("GLA_LOAD_TIMEOUT", "600"))   # every run of a round ends by then
-POLL_S = 2.0
-IDLE_TIMEOUT_S = 30.0                  # after the tabs close, the server's CPU must go idle by then
-HEALTH_TIMEOUT_S = 5.0                 # the liveness / readiness probes' timeoutSeconds in deploy/k8s.yaml
 LEAK_MARGIN_MB = 120.0                 # allowed growth of the after-round memory from round 1 to the last
-TERMINAL = ("finished", "stopped", "diverged", "time_limit", "failed", "exception")
-PROBE_FAILURES = 3                     # consecutive health-check failures after which a liveness probe
-                                       # (deploy/k8s.yaml: failureThreshold 3) would restart the pod
-SERVER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}   # as the image sets them
 RESULTS = harness.ARTIFACTS / "load_results.json"
 
 
@@ -83,112 +75,20 @@ def save_results(key: str, value) -> None:
     RESULTS.write_text(json.dumps(results, indent=2))
 
 
-def settled_rss(server: harness.AppServer, seconds: float = 8.0) -> float:
-    """The server's memory once it has been quiet a few seconds (the last of several samples)."""
-    deadline = time.monotonic() + seconds
-    rss = server.rss_mb()
-    while time.monotonic() < deadline:
-        time.sleep(1.0)
-        rss = server.rss_mb()
-    return rss
-
-
 # ================================================================ load
-async def _health_latency(server: harness.AppServer) -> float:
-    """Seconds /_stcore/health takes to answer; inf past the deployment's probe timeout (deploy/k8s.yaml)."""
-    started = time.monotonic()
-    healthy = await asyncio.to_thread(server.healthy, HEALTH_TIMEOUT_S)
-    return time.monotonic() - started if healthy else float("inf")
-
-
-async def _run_round(server: harness.AppServer, index: int, sessions: int) -> dict:
-    rss_start, threads_start = server.rss_mb(), server.threads()
-    students = [Student(server, query=f"{SMALL_RUN}&seed={index * 1000 + k}") for k in range(sessions)]
-    opened = time.monotonic()
-    await asyncio.gather(*(student.open() for student in students))
-    open_s = time.monotonic() - opened
-    rss_idle = server.rss_mb()
-    cpu_before, clicked = server.cpu_seconds(), time.monotonic()
-    await asyncio.gather(*(student.click("Train") for student in students))
-    peak, samples, latencies = rss_idle, [], []
-    deadline = time.monotonic() + ROUND_TIMEOUT_S
-    last_cpu, last_t = cpu_before, clicked
-    probe_failures_in_a_row, restarted_by_probe = 0, False
-    while not all(student.ended() for student in students) and time.monotonic() < deadline:
-        await asyncio.sleep(POLL_S)
-        latency = await _health_latency(server)
-        latencies.append(latency)
-        now, cpu = time.monotonic(), server.cpu_seconds()
-        rss = server.rss_mb()
-        peak = max(peak, rss)
-        samples.append({"t": round(now - clicked, 1), "rss_mb": round(rss, 1),
-                        "server_cores": round((cpu - last_cpu) / (now - last_t), 2),
-                        "health_s": round(latency, 2) if latency != float("inf") else None,
-                        "training": sum(student.last_status.startswith("Training") for student in students),
-                        "ended": sum(student.ended() for student in students),
-                        "machine_load": round(os.getloadavg()[0], 1)})
-        last_cpu, last_t = cpu, now
-        probe_failures_in_a_row = probe_failures_in_a_row + 1 if latency == float("inf") else 0
-        if probe_failures_in_a_row >= PROBE_FAILURES:   # Kubernetes would restart the pod here: stop the round
-            restarted_by_probe = True
-            break
-    busy_s = time.monotonic() - clicked
-    server_cpu_s = server.cpu_seconds() - cpu_before
-    await asyncio.gather(*(student.close() for student in students))
-    idle, idle_after_s, _ = await asyncio.to_thread(server.wait_idle, IDLE_TIMEOUT_S)
-    rss_after = await asyncio.to_thread(settled_rss, server)
-    finish_s = [student.seen["finished"] - student.clicked_at for student in students if "finished" in student.seen]
-    start_s = [student.seen["training"] - student.clicked_at for student in students if "training" in student.seen]
-    return {
-        "round": index, "sessions": sessions, "run": SMALL_RUN,
-        "outcomes": {state: sum(state in student.seen for student in students)
-                     for state in ("waiting", "training") + TERMINAL},
-        "unfinished": [student.last_status for student in students if "finished" not in student.seen],
-        "page_exceptions": [student.exceptions for student in students if student.exceptions],
-        "open_all_s": round(open_s, 1),
-        "finish_p50_s": round(harness.percentile(finish_s, 50), 1) if finish_s else None,
-        "finish_p95_s": round(harness.percentile(finish_s, 95), 1) if finish_s else None,
-        "finish_max_s": round(max(finish_s), 1) if finish_s else None,
-        "start_p50_s": round(harness.percentile(start_s, 50), 1) if start_s else None,
-        "most_training_at_once": max((sample["training"] for sample in samples), default=0),
-        "fragment_runs": sum(student.fragment_runs for student in students),
-        "server_cores_mean": round(server_cpu_s / busy_s, 2),
-        "health_p95_s": round(harness.percentile([x for x in latencies if x != float("inf")], 95), 2)
-        if any(x != float("inf") for x in latencies) else None,
-        "health_failures": sum(x == float("inf") for x in latencies),
-        "liveness_probe_would_restart": restarted_by_probe,
-        "disconnected": sum("disconnected" in student.seen for student in students),
-        "rss_start_mb": round(rss_start, 1), "rss_idle_sessions_mb": round(rss_idle, 1),
-        "rss_peak_mb": round(peak, 1), "rss_after_mb": round(rss_after, 1),
-        "idle_session_mb": round((rss_idle - rss_start) / sessions, 2),
-        "threads_start": threads_start, "threads_after": server.threads(),
-        "cpu_idle_after_close": idle, "cpu_idle_after_s": round(idle_after_s, 1),
-        "samples": samples,
-    }
-
-
 def _class_trains_at_once(sessions: int, rounds: int, name: str) -> None:
     """`sessions` students each train a small run at once (Streamlit's own protocol, as their tabs would);
     `rounds` rounds on one server. Asserts that every run finishes after saying it waits, no page shows
     an error, the health check keeps answering within the probes' timeout, the server goes idle once the
     tabs close and (over several rounds) that its memory does not keep growing."""
     with harness.AppServer(name, env=SERVER_ENV) as server:
-        async def warm_up() -> Student:   # one session trains once, so imports and caches are in place
-            student = await Student(server, query=f"{SMALL_RUN}&seed=999999").open()
-            await student.click("Train")
-            deadline = time.monotonic() + ROUND_TIMEOUT_S
-            while not student.ended() and time.monotonic() < deadline:
-                await asyncio.sleep(0.5)
-            await student.close()
-            return student
-
-        warm = asyncio.run(warm_up())
+        warm = asyncio.run(classroom.warm_up(server))
         assert "finished" in warm.seen, (warm.seen, warm.events[-20:])
         server.wait_idle(IDLE_TIMEOUT_S)
-        baseline = settled_rss(server)
+        baseline = classroom.settled_rss(server)
         results = []
         for index in range(1, rounds + 1):
-            result = asyncio.run(_run_round(server, index, sessions))
+            result = asyncio.run(classroom.run_round(server, index, sessions))
             results.append({**result, "baseline_rss_mb": round(baseline, 1)})
             print(f"\n{name} round {index}: " + json.dumps({k: v for k, v in result.items() if k != "samples"}))
             save_results(name, results)

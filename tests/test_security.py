@@ -37,7 +37,7 @@ import torch
 from gla_core import cli
 from gla_core.checkpoint import FORMAT, load_model, save_model
 from gla_core.gla import GLAConfig, GLAModel
-from gla_core.spec import MAX_TOKENS, SpecError, default_spec, load_preset, preset_spec
+from gla_core.spec import SpecError, default_spec, load_preset, preset_spec
 from tests.load import harness
 
 ROOT = Path(__file__).resolve().parent.parent

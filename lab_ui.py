@@ -24,7 +24,7 @@ from gla_core.limits import host_limits
 from gla_core.sampling import DELIMITER, EXAMPLE, layout
 from gla_core.session import LiveRun, ResultStore, TrainingSlots
 from gla_core.spec import DELIMITERS, PromptSpec, SpecError, list_presets, load_preset
-from gla_core.train import ANALYTIC_KEY, GATINGS, Snapshot, TrainConfig, Trainer
+from gla_core.train import ANALYTIC_KEY, GATINGS, Snapshot, TrainConfig, Trainer, training_memory_bytes
 
 # torch's thread pool is process-wide, so it is set here, once. One thread per run: the models are
 # tiny (tens of tokens, width ~10), so extra threads only add synchronisation, and on a busy shared
@@ -457,11 +457,25 @@ def snapshot_from_result(result: dict) -> Snapshot:
                     induced_weights=result["induced_weights"], status=result["status"], reason=result["reason"])
 
 
-def train_config(**settings) -> TrainConfig:
+def train_config(spec: PromptSpec, **settings) -> TrainConfig:
     """A TrainConfig for the app: the command line's defaults and a long wall-clock limit. The host's
     time limit applies to the seconds a run computes, counted by its LiveRun: a run waiting for a
-    training slot, or paused between Steps, keeps its whole budget."""
-    return TrainConfig(max_seconds=LIVE_WALL_SECONDS, **settings).validate()
+    training slot, or paused between Steps, keeps its whole budget.
+
+    Raises SpecError for a run that would hold more memory than this host allows one run
+    (GLA_MAX_RUN_MEMORY_MB): one such run could take the whole server down for everyone."""
+    config = TrainConfig(max_seconds=LIVE_WALL_SECONDS, **settings).validate()
+    budget_mb = host_limits().max_run_memory_mb
+    need = training_memory_bytes(spec, config)
+    if need > budget_mb * 2**20:
+        fits = int(budget_mb * 2**20 // (need / config.batch))
+        layers = f"{config.layers} layer{'s' if config.layers != 1 else ''}"
+        what = (f"training this prompt ({spec.num_tokens} tokens, {config.gating} gating, {layers}) needs about "
+                f"{need / 2**20:,.0f} MB at batch {config.batch}; this server allows {budget_mb:,} MB per run")
+        if fits >= 1:
+            raise SpecError("batch", f"{what}: choose a batch of at most {fits}")
+        raise SpecError("tasks", f"{what}, less than one prompt needs: use fewer examples or layers")
+    return config
 
 
 def live_panel(run: LiveRun | None, draw: Callable[[LiveRun | None], None]) -> None:

@@ -43,7 +43,7 @@ try:
     if text_problem is not None:
         raise text_problem
     spec = lab_ui.validated_spec(spec_dict)
-    configs = {layers: lab_ui.train_config(layers=layers, **settings) for layers in DEPTHS}
+    configs = {layers: lab_ui.train_config(spec, layers=layers, **settings) for layers in DEPTHS}
 except SpecError as error:
     lab_ui.show_invalid(error)
     st.stop()
@@ -92,7 +92,8 @@ def draw(run) -> None:
             results[layers] = (live[layers].test_risk, live[layers].induced_weights)
     analytic = lab_ui.analytic_for(spec.to_json())
     trained_risks = [results[layers][0] if layers in results else None for layers in DEPTHS]
-    lab_ui.chart(partial(figures.depth_chart, DEPTHS, trained_risks, lab_ui.analytic_risks(analytic, settings["gating"])),
+    risks = lab_ui.analytic_risks(analytic, settings["gating"])
+    lab_ui.chart(partial(figures.depth_chart, DEPTHS, trained_risks, risks),
                  "Green: test risk of the trained model with 1 to 4 layers. Horizontal lines: the best one-step "
                  "risks (optimal WPGD, the best this gating reaches, linear attention, predicting 0).",
                  key="depth_chart")

@@ -70,9 +70,13 @@ wins = best_gated < linear * (1 - 1e-6)
 # ---------------------------------------------------------------- trained overlay
 trained_indices = sorted(set(np.linspace(0, len(specs) - 1, min(TRAINED_POINTS, len(specs))).round().astype(int)))
 gatings = ["none", "scalar"] + (["vector"] if "vector_gla" in risks else [])
-jobs = [(index, specs[index], lab_ui.train_config(gating=gating, layers=1, seed=0, device="auto",
-                                                  **OVERLAY_SETTINGS))
-        for index in trained_indices for gating in gatings]
+try:
+    jobs = [(index, specs[index], lab_ui.train_config(specs[index], gating=gating, layers=1, seed=0, device="auto",
+                                                      **OVERLAY_SETTINGS))
+            for index in trained_indices for gating in gatings]
+except SpecError as error:   # the host's memory limit: the theory stands, without trained models
+    lab_ui.show_invalid(error)
+    jobs = []
 store = lab_ui.result_store()
 tag = tuple(lab_ui.result_key(spec, config) for _, spec, config in jobs)
 runs = lab_ui.session_runs()

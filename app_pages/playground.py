@@ -39,7 +39,7 @@ try:
     if text_problem is not None:
         raise text_problem
     spec = lab_ui.validated_spec(spec_dict)
-    config = lab_ui.train_config(**settings)
+    config = lab_ui.train_config(spec, **settings)
 except SpecError as error:
     lab_ui.show_invalid(error)
     st.stop()

@@ -8,9 +8,10 @@ fails at start-up with a message the operator can act on.
 
     GLA_MAX_CONCURRENT_RUNS  trainings running at once in one server process (others wait)
     GLA_MAX_STEPS            optimiser steps in one training run
-    GLA_MAX_SECONDS          wall-clock seconds one training run may take
+    GLA_MAX_SECONDS          seconds of computing one training run may take
     GLA_MAX_TOKENS           tokens in one prompt (at most spec.MAX_TOKENS)
     GLA_MAX_BATCH            prompts in one training batch
+    GLA_MAX_RUN_MEMORY_MB    memory one training step may hold (train.training_memory_bytes)
 
 `HostLimits.from_env()` reads them; `host_limits()` reads them once per process.
 """
@@ -54,11 +55,14 @@ LIMITS: tuple[LimitInfo, ...] = (
     LimitInfo("max_steps", "GLA_MAX_STEPS", 5000, 1, 1_000_000, int,
               "optimiser steps in one training run"),
     LimitInfo("max_seconds", "GLA_MAX_SECONDS", 120.0, 1.0, 86_400.0, float,
-              "wall-clock seconds one training run may take before it is stopped"),
+              "seconds of computing one training run may take before it is stopped (waiting and pauses do not count)"),
     LimitInfo("max_tokens", "GLA_MAX_TOKENS", 2048, 1, MAX_TOKENS, int,
               f"tokens in one prompt (never above the spec's own cap of {MAX_TOKENS})"),
     LimitInfo("max_batch", "GLA_MAX_BATCH", 256, 1, 4096, int,
               "prompts in one training batch"),
+    LimitInfo("max_run_memory_mb", "GLA_MAX_RUN_MEMORY_MB", 1024, 64, 1_048_576, int,
+              "megabytes one training step may hold for its activations; a larger run is refused, with the batch "
+              "that fits"),
 )
 
 
@@ -98,6 +102,7 @@ class HostLimits:
     max_seconds: float = 120.0
     max_tokens: int = 2048
     max_batch: int = 256
+    max_run_memory_mb: int = 1024
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "HostLimits":

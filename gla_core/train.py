@@ -21,6 +21,7 @@ the measurements):
 """
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -119,7 +120,7 @@ class Snapshot:
     cosine: float = float("nan")
     induced_weights: list = field(default_factory=list)   # per layer: query's weights per example
     gates: list = field(default_factory=list)             # per layer: mean gate per token (per coordinate if vector)
-    status: str = "idle"        # idle | waiting | running | finished | stopped | diverged | time limit | error
+    status: str = "idle"        # idle | running | finished | stopped | diverged | time limit | error
     reason: str = ""
 
 
@@ -135,6 +136,39 @@ def _cosine(induced, target) -> float:
     cosines = [abs(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b))
                for a, b in zip(induced.T, target.T) if np.linalg.norm(a) * np.linalg.norm(b) > 0]
     return float(np.mean(cosines)) if cosines else float("nan")
+
+
+def model_config(spec: PromptSpec, config: TrainConfig) -> GLAConfig:
+    """The GLA a TrainConfig trains on a spec's prompts."""
+    return GLAConfig(token_width=spec.token_width, label_index=spec.label_index, layers=config.layers,
+                     gating=config.gating)
+
+
+def training_memory_bytes(spec: PromptSpec, config: TrainConfig) -> int:
+    """About how much memory one training step holds at its peak: the activations autograd keeps for
+    the backward pass, for the whole batch. (A 2048-token prompt with vector gates and 4 layers keeps
+    30 MB per prompt: 7.7 GB at batch 256, where the measured peak was 6.8 GB.) A front end refuses
+    runs over its budget before they start (see lab_ui)."""
+    gla = model_config(spec, config)
+    one, two = _saved_bytes(gla, spec.num_tokens, 1), _saved_bytes(gla, spec.num_tokens, 2)
+    return one + (config.batch - 1) * (two - one)     # the weights once, the activations per prompt
+
+
+@functools.lru_cache(maxsize=1024)
+def _saved_bytes(gla: GLAConfig, num_tokens: int, batch: int) -> int:
+    """Every tensor autograd saves for backward in a forward pass over `batch` prompts, in bytes,
+    counted on PyTorch's meta device: shapes without data, so a 2048-token model costs milliseconds,
+    not gigabytes. A tensor saved twice counts twice, as a view would: this errs high."""
+    saved = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    model = GLAModel(gla).to("meta")
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        model(torch.empty(batch, num_tokens, gla.token_width, device="meta"))
+    return sum(saved)
 
 
 class Trainer:
@@ -188,8 +222,7 @@ class Trainer:
         """
         spec, config = self.spec, self.config
         step_size = 1.0 / (spec.num_examples + spec.d + 1 + spec.noise ** 2)
-        model = GLAModel(GLAConfig(token_width=spec.token_width, label_index=spec.label_index,
-                                   layers=config.layers, gating=config.gating))
+        model = GLAModel(model_config(spec, config))
         return model.init_structured(torch.Generator().manual_seed(config.seed), qk_scale=math.sqrt(step_size),
                                      gate=config.init_gate, noise=0.0)
 
@@ -345,12 +378,11 @@ class Trainer:
 
 
 class TrainingRun:
-    """A Trainer in its own daemon thread, optionally waiting for a slot (a semaphore shared by all runs)."""
+    """A Trainer in its own daemon thread; a failure becomes the snapshot's status and reason. Slots and
+    pauses are the trainer's `before_step` hook's business (gla_core.session.LiveRun)."""
 
-    def __init__(self, trainer: Trainer, slot: threading.Semaphore | None = None,
-                 on_finish: Callable[[Trainer], None] | None = None):
+    def __init__(self, trainer: Trainer, on_finish: Callable[[Trainer], None] | None = None):
         self.trainer = trainer
-        self.slot = slot
         self.on_finish = on_finish
         self.thread = threading.Thread(target=self._main, daemon=True)
 
@@ -368,17 +400,7 @@ class TrainingRun:
     def _main(self) -> None:
         trainer = self.trainer
         try:
-            if self.slot is not None:
-                trainer._publish(status="waiting", reason="waiting for a free training slot")
-                while not self.slot.acquire(timeout=0.2):
-                    if trainer.stop_requested.is_set():
-                        trainer._publish(status="stopped", reason="stopped while waiting for a slot")
-                        return
-            try:
-                trainer.run()
-            finally:
-                if self.slot is not None:
-                    self.slot.release()
+            trainer.run()
         except Exception as error:  # the page shows the reason instead of a dead thread
             trainer._publish(status="error", reason=f"{type(error).__name__}: {error}")
         finally:

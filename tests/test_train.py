@@ -1,13 +1,12 @@
 """Training: the defaults reach the theory on every preset, reproducibility, stop, divergence."""
-import threading
 
 import numpy as np
 import pytest
 import torch
 
-from gla_core.spec import SpecError, default_spec, load_preset, preset_spec
+from gla_core.spec import PromptSpec, SpecError, default_spec, load_preset, preset_spec
 from gla_core.theory import solve
-from gla_core.train import TrainConfig, Trainer, TrainingRun
+from gla_core.train import TrainConfig, Trainer, TrainingRun, model_config, training_memory_bytes
 
 SPEC = default_spec()
 ANALYTIC = solve(SPEC)
@@ -99,24 +98,6 @@ def test_diverging_run_is_stopped_with_a_reason():
     assert final.step < 300
 
 
-def test_waiting_for_a_slot_is_visible_and_stop_works_while_waiting():
-    slot = threading.Semaphore(1)
-    slot.acquire()                         # another run holds the only slot
-    trainer = Trainer(SPEC, TrainConfig(steps=10), analytic=ANALYTIC)
-    run = TrainingRun(trainer, slot=slot).start()
-    run.thread.join(0.5)
-    assert trainer.snapshot().status == "waiting"
-    slot.release()
-    run.thread.join(30)
-    assert trainer.snapshot().status == "finished"
-    waiting = Trainer(SPEC, TrainConfig(steps=10), analytic=ANALYTIC)
-    slot.acquire()
-    blocked = TrainingRun(waiting, slot=slot).start()
-    blocked.stop()
-    blocked.thread.join(5)
-    assert waiting.snapshot().status == "stopped" and waiting.snapshot().step == 0
-
-
 def test_before_step_is_each_steps_turn_and_nothing_is_computed_before_the_first():
     """The hook a front end pauses and queues runs with: called once per step, the first time before the
     held-out set exists (a run waiting for a slot holds no memory and uses no CPU); the set is dropped at
@@ -139,6 +120,30 @@ def test_a_run_stopped_during_its_first_turn_computes_nothing():
     final = trainer.run()
     assert (final.status, final.step, trainer.history_rows(), trainer._held_out) == ("stopped", 0, [], None)
     assert np.isnan(final.test_risk)
+
+
+def _saved_bytes_on_cpu(spec, config, batch: int) -> int:
+    """Bytes autograd saves for backward in a real forward pass on real prompts (the other way to count)."""
+    from gla_core.gla import GLAModel
+    from gla_core.sampling import PromptSampler
+
+    tokens = PromptSampler(spec).sample(batch, torch.Generator().manual_seed(0)).tokens
+    sizes = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: sizes.append(t.numel() * t.element_size()) or t,
+                                                  lambda t: t):
+        GLAModel(model_config(spec, config))(tokens)
+    return sum(sizes)
+
+
+@pytest.mark.parametrize("gating", ["none", "scalar", "vector"])
+@pytest.mark.parametrize("layers", [1, 3])
+@pytest.mark.parametrize("n", [4, 40])      # the parallel form, and the chunked one (beyond PARALLEL_MAX_TOKENS)
+def test_training_memory_estimate_counts_what_a_real_step_saves(gating, layers, n):
+    default = load_preset("default")["spec"]
+    spec = PromptSpec.from_dict({**default, "tasks": [{**task, "n": n} for task in default["tasks"]]})
+    for batch in (1, 5):   # the estimate counts two batches on the meta device and extrapolates
+        config = TrainConfig(gating=gating, layers=layers, batch=batch)
+        assert training_memory_bytes(spec, config) == _saved_bytes_on_cpu(spec, config, batch)
 
 
 def test_history_is_capped_and_keeps_the_ends():

@@ -2,7 +2,8 @@
 
 - `gpu` tests skip when torch sees no CUDA device (bench/gpu_check.sh runs them on a GPU host).
 - `browser` tests skip when Chromium is missing, except under CI (CI=true), where a missing browser
-  must fail loudly rather than pass by skipping.
+  must fail loudly rather than pass by skipping. They share the `browser` fixture: one Chromium per
+  test module.
 """
 from __future__ import annotations
 
@@ -38,3 +39,15 @@ def pytest_collection_modifyitems(config, items):
         skip = pytest.mark.skip(reason=f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
         for item in browser_items:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium through Playwright (which cannot download browsers here), one per test module."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from tests.load import harness
+
+    with sync_api.sync_playwright() as playwright:
+        chromium = harness.launch_chromium(playwright)
+        yield chromium
+        chromium.close()

@@ -452,17 +452,6 @@ def slider_value(page, key: str) -> str:
     return page.locator(f'.st-key-{key} [data-testid="stSliderThumbValue"]').first.inner_text()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(harness.CHROMIUM).exists() and os.environ.get("CI", "").lower() not in ("1", "true"):
-        pytest.skip(f"needs Chromium at {harness.CHROMIUM}")
-    with sync_api.sync_playwright() as playwright:
-        chromium = harness.launch_chromium(playwright)
-        yield chromium
-        chromium.close()
-
-
 @pytest.mark.browser
 def test_hostile_links_keep_the_page_working_and_run_no_script(server, browser):
     context = browser.new_context(viewport={"width": 1024, "height": 768})

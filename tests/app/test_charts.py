@@ -50,7 +50,8 @@ def test_fingerprints_see_every_number():
     changed[2500] = 1e-9                                               # repr() abbreviates both to the same text
     assert lab_ui._fingerprint(partial(go.Scatter, y=long)) == lab_ui._fingerprint(partial(go.Scatter, y=long.copy()))
     assert lab_ui._fingerprint(partial(go.Scatter, y=long)) != lab_ui._fingerprint(partial(go.Scatter, y=changed))
-    assert lab_ui._fingerprint(partial(go.Scatter, {"y": [1, 2]})) != lab_ui._fingerprint(partial(go.Scatter, {"y": [1, 3]}))
+    assert (lab_ui._fingerprint(partial(go.Scatter, {"y": [1, 2]}))
+            != lab_ui._fingerprint(partial(go.Scatter, {"y": [1, 3]})))
     assert lab_ui._fingerprint(partial(go.Scatter, [1])) != lab_ui._fingerprint(partial(go.Bar, [1]))
 
 

@@ -135,8 +135,8 @@ def measure(students: int, slots: int, rounds: int) -> list[dict]:
         asyncio.run(warm_up(server))
         server.wait_idle(IDLE_TIMEOUT_S)
         baseline = settled_rss(server)
-        return [{**asyncio.run(run_round(server, index, students)), "slots": slots, "baseline_rss_mb": round(baseline, 1)}
-                for index in range(1, rounds + 1)]
+        return [{**asyncio.run(run_round(server, index, students)), "slots": slots,
+                 "baseline_rss_mb": round(baseline, 1)} for index in range(1, rounds + 1)]
 
 
 def main() -> None:

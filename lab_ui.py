@@ -312,8 +312,32 @@ def prompt_settings(controls: "Controls", defaults: dict, max_tasks: int = MAX_T
     return spec
 
 
-def validated_spec(spec_dict: dict) -> PromptSpec:
-    """PromptSpec.from_dict plus this host's token limit."""
+def training_sidebar(controls: "Controls", with_layers: bool = True, preset_key: str = "preset",
+                     default_preset: str = "default") -> tuple[str, dict | SpecError, dict]:
+    """The sidebar of a page that trains models: the preset box, then the data, model and training
+    controls. Returns the preset's name, the raw spec dict (or the SpecError of text that does not
+    parse, for validated_spec to raise in the page) and the model and training settings."""
+    with st.sidebar:
+        preset, defaults = preset_box(controls, key=preset_key, default=default_preset)
+        with controls.group("data", "tasks", "advanced"):
+            st.header("Data")
+        try:
+            spec_dict: dict | SpecError = prompt_settings(controls, defaults)
+        except SpecError as error:
+            spec_dict = error
+        with controls.group("gating", *(["layers"] if with_layers else [])):
+            st.header("Model")
+        settings = model_settings(controls, defaults, with_layers=with_layers)
+        with controls.group("training"):
+            st.header("Training")
+        settings.update(training_settings(controls, defaults))
+    return preset, spec_dict, settings
+
+
+def validated_spec(spec_dict: dict | SpecError) -> PromptSpec:
+    """PromptSpec.from_dict plus this host's token limit (a SpecError from training_sidebar is raised)."""
+    if isinstance(spec_dict, SpecError):
+        raise spec_dict
     spec = PromptSpec.from_dict(spec_dict)
     limit = host_limits().max_tokens
     if spec.num_tokens > limit:

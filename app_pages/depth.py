@@ -23,25 +23,9 @@ st.latex(r"y_t^{(l+1)} = y_t^{(l)} - x_t^\top P_l \sum_{s \le t} \omega^{l}_{t,s
 st.markdown("More steps can only help, so trained models should fall **below the best one-step risk** as layers "
             "are added.")
 
-with st.sidebar:
-    preset, defaults = lab_ui.preset_box(controls, key="dp_preset", default="depth")
-    with controls.group("data", "tasks", "advanced"):
-        st.header("Data")
-    try:
-        spec_dict, text_problem = lab_ui.prompt_settings(controls, defaults), None
-    except SpecError as error:
-        spec_dict, text_problem = None, error
-    with controls.group("gating"):
-        st.header("Model")
-    model_settings = lab_ui.model_settings(controls, defaults, with_layers=False)
-    with controls.group("training"):
-        st.header("Training")
-    training_settings = lab_ui.training_settings(controls, defaults)
-
-settings = {**model_settings, **training_settings}
+preset, spec_dict, settings = lab_ui.training_sidebar(controls, with_layers=False, preset_key="dp_preset",
+                                                      default_preset="depth")
 try:
-    if text_problem is not None:
-        raise text_problem
     spec = lab_ui.validated_spec(spec_dict)
     configs = {layers: lab_ui.train_config(spec, layers=layers, **settings) for layers in DEPTHS}
 except SpecError as error:

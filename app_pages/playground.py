@@ -19,25 +19,8 @@ st.markdown("Choose a prompt and a model, press **Train**, and watch the gates o
             "learn **how much each in-context example counts** — and compare that with the weights the theory "
             "says are optimal.")
 
-with st.sidebar:
-    preset, defaults = lab_ui.preset_box(controls)
-    with controls.group("data", "tasks", "advanced"):
-        st.header("Data")
-    try:
-        spec_dict, text_problem = lab_ui.prompt_settings(controls, defaults), None
-    except SpecError as error:
-        spec_dict, text_problem = None, error
-    with controls.group("gating", "layers"):
-        st.header("Model")
-    model_settings = lab_ui.model_settings(controls, defaults)
-    with controls.group("training"):
-        st.header("Training")
-    training_settings = lab_ui.training_settings(controls, defaults)
-
-settings = {**model_settings, **training_settings}
+preset, spec_dict, settings = lab_ui.training_sidebar(controls)
 try:
-    if text_problem is not None:
-        raise text_problem
     spec = lab_ui.validated_spec(spec_dict)
     config = lab_ui.train_config(spec, **settings)
 except SpecError as error:

@@ -436,21 +436,27 @@ def best_wpgd(spec: PromptSpec, method: str = "auto", starts=None) -> Solution:
     when it applies.
     """
     problem = _problem(spec)
-    alike = len(problem.s) == 1
-    if method == "auto":
-        method = "closed_form" if alike else "numeric"
-    if method == "closed_form":
-        if not alike:
-            raise ValueError("the closed form needs Sigma = c I and the same correlations on every coordinate")
+    if _method(method, problem, exact="closed_form") == "closed_form":
         return _from_blocks(spec, _rayleigh_optimum(problem)[0],
                             "closed form: omega* ∝ (s C N + (s + tau) I)^-1 r")
-    if method != "numeric":
-        raise ValueError(f"method must be 'auto', 'closed_form' or 'numeric', got {method!r}")
     candidates = [np.ones((1, spec.num_tasks)), _rayleigh_optimum(problem)]
     if starts is not None:
         candidates.append(np.atleast_2d(np.asarray(starts, dtype=float)))
     w = _maximise_scalar_gain(problem, np.concatenate(candidates), monotone=False)
     return _from_blocks(spec, w, "numeric: sum of per-feature Rayleigh quotients, multi-start BFGS")
+
+
+def _method(method: str, problem, exact: str) -> str:
+    """A solver's method: 'auto' is `exact` when every feature is alike (Sigma = c I, the same
+    correlations on every coordinate), else 'numeric'; `exact` is refused when they are not alike."""
+    alike = len(problem.s) == 1
+    if method == "auto":
+        return exact if alike else "numeric"
+    if method not in (exact, "numeric"):
+        raise ValueError(f"method must be 'auto', '{exact}' or 'numeric', got {method!r}")
+    if method == exact and not alike:
+        raise ValueError(f"method '{exact}' needs Sigma = c I and the same correlations on every coordinate")
+    return method
 
 
 def best_vector_wpgd(spec: PromptSpec) -> Solution:
@@ -477,15 +483,8 @@ def best_scalar_gla(spec: PromptSpec, method: str = "auto") -> Solution:
     problem = _problem(spec)
     if spec.delimiter == "task":
         starts = _monotone_cone_optimum(problem)
-        alike = len(problem.s) == 1
-        if method == "auto":
-            method = "exact" if alike else "numeric"
-        if method == "exact":
-            if not alike:
-                raise ValueError("the exact cone solution needs Sigma = c I and the same correlations on every coordinate")
+        if _method(method, problem, exact="exact") == "exact":
             return _from_blocks(spec, starts[0], "exact: best point of the monotone cone")
-        if method != "numeric":
-            raise ValueError(f"method must be 'auto', 'exact' or 'numeric', got {method!r}")
         starts = np.concatenate([np.ones((1, spec.num_tasks)), starts])
         return _from_blocks(spec, _maximise_scalar_gain(problem, starts, monotone=True),
                             "numeric: L-BFGS-B over the monotone cone")

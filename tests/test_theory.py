@@ -523,3 +523,16 @@ def test_three_task_landscape():
     assert data["points"]["monotone_best"]["risk"] == pytest.approx(theory.best_scalar_gla(spec).risk, rel=1e-12)
     cone = data["monotone_cone"]
     assert np.all(np.diff(cone, axis=1) >= 0) and np.allclose(cone.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("solver, exact", [(theory.best_wpgd, "closed_form"), (theory.best_scalar_gla, "exact")])
+def test_exact_methods_are_refused_where_features_differ_and_auto_falls_back(solver, exact):
+    alike = PromptSpec.from_dict(dict(d=3, tasks=[{"n": 4, "corr": 0.3}, {"n": 4, "corr": 0.9}]))
+    unalike = PromptSpec.from_dict({**alike.to_dict(), "feature_condition": 4.0})
+    assert solver(alike, method=exact).risk == pytest.approx(solver(alike).risk, rel=1e-12)
+    with pytest.raises(ValueError, match=f"method '{exact}' needs Sigma = c I"):
+        solver(unalike, method=exact)
+    assert np.isfinite(solver(unalike).risk)
+    assert solver(unalike).risk == pytest.approx(solver(unalike, method="numeric").risk, rel=1e-9)
+    with pytest.raises(ValueError, match="method must be 'auto'"):
+        solver(alike, method="fastest")

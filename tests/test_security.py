@@ -452,36 +452,34 @@ def slider_value(page, key: str) -> str:
     return page.locator(f'.st-key-{key} [data-testid="stSliderThumbValue"]').first.inner_text()
 
 
-@pytest.mark.browser
-def test_hostile_links_keep_the_page_working_and_run_no_script(server, browser):
+@pytest.fixture
+def page(browser):
+    """A fresh tab at projector size (1024 x 768)."""
     context = browser.new_context(viewport={"width": 1024, "height": 768})
-    page = context.new_page()
-    try:
-        harness.open_app(page, f"{server.url}/playground")
-        clean = {key: slider_value(page, key) for key in set(HOSTILE_LINKS.values()) if key}
-        for query, key in HOSTILE_LINKS.items():
-            harness.open_app(page, f"{server.url}/playground?{query}")
-            assert page.locator("h1").first.inner_text() == "Playground", query
-            assert harness.exceptions_on(page) == [], (query, harness.exceptions_on(page))
-            assert page.evaluate("() => window.__xss === undefined"), f"{query}: a script from the link ran"
-            assert page.locator('img[src="x"]').count() == 0, query
-            if key is not None:
-                assert slider_value(page, key) == clean[key], (query, slider_value(page, key), clean[key])
-    finally:
-        context.close()
+    yield context.new_page()
+    context.close()
 
 
 @pytest.mark.browser
-def test_a_bad_link_value_is_reported(server, browser):
-    context = browser.new_context(viewport={"width": 1024, "height": 768})
-    page = context.new_page()
-    try:
-        harness.open_app(page, f"{server.url}/playground?lr=abc")
-        page.wait_for_timeout(1500)
-        text = page.evaluate("() => document.body.innerText")
-        assert re.search(r"\blr\b[^\n]*(not an allowed|not a valid|invalid|ignored|cannot)", text, re.I), text[:500]
-    finally:
-        context.close()
+def test_hostile_links_keep_the_page_working_and_run_no_script(server, page):
+    harness.open_app(page, f"{server.url}/playground")
+    clean = {key: slider_value(page, key) for key in set(HOSTILE_LINKS.values()) if key}
+    for query, key in HOSTILE_LINKS.items():
+        harness.open_app(page, f"{server.url}/playground?{query}")
+        assert page.locator("h1").first.inner_text() == "Playground", query
+        assert harness.exceptions_on(page) == [], (query, harness.exceptions_on(page))
+        assert page.evaluate("() => window.__xss === undefined"), f"{query}: a script from the link ran"
+        assert page.locator('img[src="x"]').count() == 0, query
+        if key is not None:
+            assert slider_value(page, key) == clean[key], (query, slider_value(page, key), clean[key])
+
+
+@pytest.mark.browser
+def test_a_bad_link_value_is_reported(server, page):
+    harness.open_app(page, f"{server.url}/playground?lr=abc")
+    page.wait_for_timeout(1500)
+    text = page.evaluate("() => document.body.innerText")
+    assert re.search(r"\blr\b[^\n]*(not an allowed|not a valid|invalid|ignored|cannot)", text, re.I), text[:500]
 
 
 # ================================================================ read-only root, non-root user

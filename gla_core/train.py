@@ -31,12 +31,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .gla import GLAConfig, GLAModel
+from .gla import GATINGS, MAX_LAYERS, GLAConfig, GLAModel
 from .sampling import PromptSampler, Prompts
 from .spec import PromptSpec, SpecError
 from .theory import solve
 
-GATINGS = ("none", "scalar", "vector")
 DEVICES = ("auto", "cpu", "cuda")
 MAX_HISTORY = 1000          # rows kept; older rows are thinned, first and last always kept
 DIVERGENCE_FACTOR = 10.0    # test risk this many times the zero predictor's risk counts as divergence
@@ -86,7 +85,7 @@ class TrainConfig:
             raise SpecError("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise SpecError("device", "cuda was asked for but no CUDA device is available (use auto or cpu)")
-        check_int("layers", 1, 4)
+        check_int("layers", 1, MAX_LAYERS)
         check_int("steps", 1, 100_000)
         check_int("batch", 1, 8192)
         check_int("seed", 0, 2**31 - 1)
@@ -149,16 +148,14 @@ def training_memory_bytes(spec: PromptSpec, config: TrainConfig) -> int:
     the backward pass, for the whole batch. (A 2048-token prompt with vector gates and 4 layers keeps
     30 MB per prompt: 7.7 GB at batch 256, where the measured peak was 6.8 GB.) A front end refuses
     runs over its budget before they start (see lab_ui)."""
-    gla = model_config(spec, config)
-    one, two = _saved_bytes(gla, spec.num_tokens, 1), _saved_bytes(gla, spec.num_tokens, 2)
-    return one + (config.batch - 1) * (two - one)     # the weights once, the activations per prompt
+    return _saved_bytes(model_config(spec, config), spec.num_tokens, config.batch)
 
 
 @functools.lru_cache(maxsize=1024)
 def _saved_bytes(gla: GLAConfig, num_tokens: int, batch: int) -> int:
     """Every tensor autograd saves for backward in a forward pass over `batch` prompts, in bytes,
-    counted on PyTorch's meta device: shapes without data, so a 2048-token model costs milliseconds,
-    not gigabytes. A tensor saved twice counts twice, as a view would: this errs high."""
+    counted on PyTorch's meta device: shapes without data, so a 2048-token model at any batch costs
+    milliseconds, not gigabytes. A tensor saved twice counts twice, as a view would: this errs high."""
     saved = []
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
@@ -275,11 +272,10 @@ class Trainer:
     def evaluate(self, num_prompts: int | None = None) -> dict:
         """Test risk and weights on the first num_prompts held-out prompts (all of them when None)."""
         prompts, reference_errors = self.held_out()
-        count = len(prompts.yq) if num_prompts is None else min(num_prompts, len(prompts.yq))
         chunk = max(1, self.eval_chunk_floats // self.spec.num_tokens ** 2)
-        prediction = torch.cat([self.model(tokens) for tokens in prompts.tokens[:count].split(chunk)])
-        test_mse = float(((prediction - prompts.yq[:count]) ** 2).mean())
-        reference_mse = float(reference_errors[:count].mean())
+        prediction = torch.cat([self.model(tokens) for tokens in prompts.tokens[:num_prompts].split(chunk)])
+        test_mse = float(((prediction - prompts.yq[:num_prompts]) ** 2).mean())
+        reference_mse = float(reference_errors[:num_prompts].mean())
         induced = self.induced_weights(prompts)
         return {
             "test_mse": test_mse,

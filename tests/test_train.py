@@ -141,7 +141,7 @@ def _saved_bytes_on_cpu(spec, config, batch: int) -> int:
 def test_training_memory_estimate_counts_what_a_real_step_saves(gating, layers, n):
     default = load_preset("default")["spec"]
     spec = PromptSpec.from_dict({**default, "tasks": [{**task, "n": n} for task in default["tasks"]]})
-    for batch in (1, 5):   # the estimate counts two batches on the meta device and extrapolates
+    for batch in (1, 5):   # the meta-device count against the real one, at two batch sizes
         config = TrainConfig(gating=gating, layers=layers, batch=batch)
         assert training_memory_bytes(spec, config) == _saved_bytes_on_cpu(spec, config, batch)
 

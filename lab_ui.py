@@ -313,31 +313,32 @@ def prompt_settings(controls: "Controls", defaults: dict, max_tasks: int = MAX_T
 
 
 def training_sidebar(controls: "Controls", with_layers: bool = True, preset_key: str = "preset",
-                     default_preset: str = "default") -> tuple[str, dict | SpecError, dict]:
+                     default_preset: str = "default") -> tuple[str, dict, dict]:
     """The sidebar of a page that trains models: the preset box, then the data, model and training
-    controls. Returns the preset's name, the raw spec dict (or the SpecError of text that does not
-    parse, for validated_spec to raise in the page) and the model and training settings."""
+    controls. Returns the preset's name, the raw spec dict and the model and training settings.
+
+    Raises SpecError for prompt text that does not parse, once every control is drawn."""
     with st.sidebar:
         preset, defaults = preset_box(controls, key=preset_key, default=default_preset)
         with controls.group("data", "tasks", "advanced"):
             st.header("Data")
         try:
-            spec_dict: dict | SpecError = prompt_settings(controls, defaults)
+            spec_dict, unparsable = prompt_settings(controls, defaults), None
         except SpecError as error:
-            spec_dict = error
+            spec_dict, unparsable = None, error
         with controls.group("gating", *(["layers"] if with_layers else [])):
             st.header("Model")
         settings = model_settings(controls, defaults, with_layers=with_layers)
         with controls.group("training"):
             st.header("Training")
         settings.update(training_settings(controls, defaults))
+    if unparsable is not None:
+        raise unparsable
     return preset, spec_dict, settings
 
 
-def validated_spec(spec_dict: dict | SpecError) -> PromptSpec:
-    """PromptSpec.from_dict plus this host's token limit (a SpecError from training_sidebar is raised)."""
-    if isinstance(spec_dict, SpecError):
-        raise spec_dict
+def validated_spec(spec_dict: dict) -> PromptSpec:
+    """PromptSpec.from_dict plus this host's token limit."""
     spec = PromptSpec.from_dict(spec_dict)
     limit = host_limits().max_tokens
     if spec.num_tokens > limit:
@@ -450,12 +451,13 @@ def analytic_risks(analytic: dict, gating: str) -> dict[str, float]:
 
 # ---------------------------------------------------------------- runs
 def start_run(purpose: str, jobs: list[tuple[PromptSpec, TrainConfig]], tag: Any = None,
-              step_budget: int | None = None, on_trainer_finished: Callable[[Trainer], None] | None = None) -> LiveRun:
+              step_budget: int | None = None) -> LiveRun:
     """Start a background run that trains one model per (spec, config) job, one after another, in
-    place of this session's run for `purpose`."""
+    place of this session's run for `purpose`. Each model that completes (or diverges: that is its
+    outcome too) goes to the result_store, for every session to reuse."""
     trainers = [Trainer(spec, config, analytic=analytic_for(spec.to_json())) for spec, config in jobs]
     run = LiveRun(trainers, training_slots(), host_limits().max_seconds,
-                  step_budget=step_budget, on_trainer_finished=on_trainer_finished)
+                  step_budget=step_budget, on_trainer_finished=_keep_result)
     session_runs().replace(purpose, run, tag)
     return run.start()
 
@@ -466,12 +468,9 @@ def result_key(spec: PromptSpec, config: TrainConfig) -> str:
     return json.dumps([spec.to_dict(), settings], sort_keys=True)
 
 
-def store_finished(store: ResultStore) -> Callable[[Trainer], None]:
-    """An on_trainer_finished hook keeping runs that completed (or diverged: that is their outcome too)."""
-    def keep(trainer: Trainer) -> None:
-        if trainer.snapshot().status in ("finished", "diverged"):
-            store.put(result_key(trainer.spec, trainer.config), trainer.result())
-    return keep
+def _keep_result(trainer: Trainer) -> None:
+    if trainer.snapshot().status in ("finished", "diverged"):
+        result_store().put(result_key(trainer.spec, trainer.config), trainer.result())
 
 
 def snapshot_from_result(result: dict) -> Snapshot:

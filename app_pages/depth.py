@@ -23,9 +23,9 @@ st.latex(r"y_t^{(l+1)} = y_t^{(l)} - x_t^\top P_l \sum_{s \le t} \omega^{l}_{t,s
 st.markdown("More steps can only help, so trained models should fall **below the best one-step risk** as layers "
             "are added.")
 
-preset, spec_dict, settings = lab_ui.training_sidebar(controls, with_layers=False, preset_key="dp_preset",
-                                                      default_preset="depth")
 try:
+    _, spec_dict, settings = lab_ui.training_sidebar(controls, with_layers=False, preset_key="dp_preset",
+                                                     default_preset="depth")
     spec = lab_ui.validated_spec(spec_dict)
     configs = {layers: lab_ui.train_config(spec, layers=layers, **settings) for layers in DEPTHS}
 except SpecError as error:
@@ -42,8 +42,7 @@ missing = [configs[layers] for layers in DEPTHS if store.get(keys[layers]) is No
 
 
 def train() -> None:  # runs before the next page run, with the settings shown when it was pressed
-    lab_ui.start_run(PURPOSE, [(spec, config) for config in missing], tag,
-                     on_trainer_finished=lab_ui.store_finished(store))
+    lab_ui.start_run(PURPOSE, [(spec, config) for config in missing], tag)
 
 
 def stop() -> None:
@@ -90,10 +89,9 @@ def draw(run) -> None:
         st.markdown(f"The best **one-step** WPGD risk is **{best_one_step:.3f}**. "
                     + (f"Models with {', '.join(map(str, below))} layers beat it: more steps, lower risk."
                        if below else "No trained model is below it yet."))
-    if results:
         deepest = max(results)
         lab_ui.chart(partial(figures.layer_weights, results[deepest][1], spec.example_task,
-                                                    title=f"Induced weights of every layer ({deepest}-layer model)"),
+                             title=f"Induced weights of every layer ({deepest}-layer model)"),
                      "The weight the query gives each example in each layer (gate products of that layer, largest "
                      "= 1; the mean over coordinates for vector gates), coloured by task.", key="layer_weights")
 

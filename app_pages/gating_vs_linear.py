@@ -86,7 +86,7 @@ missing = [(spec, config) for (_, spec, config), key in zip(jobs, tag) if store.
 
 
 def train() -> None:  # runs before the next page run, with the settings shown when it was pressed
-    lab_ui.start_run(PURPOSE, missing, tag, on_trainer_finished=lab_ui.store_finished(store))
+    lab_ui.start_run(PURPOSE, missing, tag)
 
 
 def stop() -> None:

@@ -19,8 +19,8 @@ st.markdown("Choose a prompt and a model, press **Train**, and watch the gates o
             "learn **how much each in-context example counts** — and compare that with the weights the theory "
             "says are optimal.")
 
-preset, spec_dict, settings = lab_ui.training_sidebar(controls)
 try:
+    preset, spec_dict, settings = lab_ui.training_sidebar(controls)
     spec = lab_ui.validated_spec(spec_dict)
     config = lab_ui.train_config(spec, **settings)
 except SpecError as error:
@@ -44,19 +44,14 @@ run_on_screen = run is not None and (run.alive or same_settings or settings_at_e
 
 # ---------------------------------------------------------------- buttons
 # Callbacks run before the next page run, with this run's settings (the ones the user saw).
-def train() -> None:
-    if same_settings and run.alive:
+def train(steps: int | None = None) -> None:
+    """Train to the end, or `steps` more steps and pause (Step); a run of these settings continues."""
+    if not (same_settings and run.alive):
+        lab_ui.start_run(PURPOSE, [(spec, config)], tag, step_budget=steps)
+    elif steps is None:
         run.resume()
     else:
-        lab_ui.start_run(PURPOSE, [(spec, config)], tag, on_trainer_finished=lab_ui.store_finished(store))
-
-
-def step() -> None:
-    if same_settings and run.alive:
-        run.grant(lab_ui.STEP_SIZE)
-    else:
-        lab_ui.start_run(PURPOSE, [(spec, config)], tag,
-                         step_budget=lab_ui.STEP_SIZE, on_trainer_finished=lab_ui.store_finished(store))
+        run.grant(steps)
 
 
 def stop() -> None:
@@ -75,7 +70,7 @@ else:
     train_col, step_col, stop_col, reset_col = st.columns(4)
     train_col.button("Train", on_click=train, disabled=computing, type="primary", width="stretch",
                      help="Train the model to the end (or finish a paused run).")
-    step_col.button(f"Step ({lab_ui.STEP_SIZE})", on_click=step, disabled=computing, width="stretch",
+    step_col.button(f"Step ({lab_ui.STEP_SIZE})", on_click=train, args=(lab_ui.STEP_SIZE,), disabled=computing, width="stretch",
                     help=f"Train {lab_ui.STEP_SIZE} steps, then pause.")
     stop_col.button("Stop", on_click=stop, disabled=run is None or not run.alive, width="stretch")
     reset_col.button("Reset", on_click=reset, disabled=run is None, width="stretch",
@@ -145,7 +140,7 @@ def draw(run) -> None:
             lab_ui.chart(partial(figures.gate_values, snapshot.gates, lab_ui.token_labels(shown_spec), coordinates),
                          "Mean gate value of every token in every layer (T2·3: task 2, example 3; D2: the delimiter "
                          "after task 2; Q: the query). A small gate shrinks everything before it.", key="gates_chart")
-        else:
+        elif gating == "none":
             st.caption("Linear attention has no gates: every gate is 1, so every example counts the same.")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Runs in the child process; prints one JSON line. ru_maxrss is in kilobytes on Linux.
+# Runs in the child process; prints one JSON line.
 CHILD = """
 import json, torch
 from gla_core.spec import default_spec

@@ -3,7 +3,7 @@
 Every page is opened once to warm Streamlit's caches (analytic solutions, landscapes); then each
 timing is a fresh session opening the app and switching to the page, and only the page's own run is
 timed. The baseline is the home page, measured the same way. Target (issue 5): under 1 s.
-The time from pressing Train to the first live update needs a browser: tests/app/test_browser.py
+The time from pressing Train to the finished comparison needs a browser: tests/app/test_browser.py
 records it in artifacts/browser/timings.json, which the report quotes when it is there.
 """
 from __future__ import annotations

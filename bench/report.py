@@ -175,7 +175,7 @@ def _pages(section: dict) -> str:
                 "by whatever code was checked out then): "
                 + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in browser.items()) + "."]
     else:
-        out += ["", "Press-Train-to-first-update needs a browser: `tests/app/test_browser.py` writes it to "
+        out += ["", "Press-Train-to-finished-comparison needs a browser: `tests/app/test_browser.py` writes it to "
                 "artifacts/browser/timings.json, quoted here when present (it was not, this run)."]
     return "\n".join(out)
 

@@ -28,11 +28,11 @@ def largest_spec(per_coordinate: bool) -> PromptSpec:
 
 def cases() -> list[tuple[str, str, Callable[[], object]]]:
     """(name, target kind, call) for each measured computation."""
-    default, two_tasks = default_spec(), preset_spec("depth")
+    default, two_tasks, per_coordinate = default_spec(), preset_spec("depth"), preset_spec("per_coordinate")
     largest, largest_vector = largest_spec(False), largest_spec(True)
     return [
         ("solve, default preset", "small", lambda: solve(default)),
-        ("solve, per_coordinate preset", "small", lambda: solve(preset_spec("per_coordinate"))),
+        ("solve, per_coordinate preset", "small", lambda: solve(per_coordinate)),
         ("solve, 8 tasks / 2048 tokens", "largest", lambda: solve(largest)),
         ("solve, 8 tasks / 2048 tokens, per-coordinate", "largest", lambda: solve(largest_vector)),
         ("landscape, 2 tasks (depth preset)", "landscape", lambda: landscape_two_tasks(two_tasks)),

@@ -18,7 +18,6 @@ Everything runs on 127.0.0.1; every wait is bounded. Timing figures are reported
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -29,7 +28,8 @@ import pytest
 
 from tests.load import classroom, harness
 from tests.load.classroom import (HEALTH_TIMEOUT_S, IDLE_TIMEOUT_S, PROBE_FAILURES, ROUND_TIMEOUT_S, SERVER_ENV,
-                                  SMALL_RUN, TERMINAL)
+                                  SMALL_RUN)
+from tests.load.harness import TERMINAL
 
 SESSIONS = int(os.environ.get("GLA_LOAD_SESSIONS", "20"))
 ROUNDS = int(os.environ.get("GLA_LOAD_ROUNDS", "3"))
@@ -68,18 +68,12 @@ def _class_trains_at_once(sessions: int, rounds: int, name: str) -> None:
     `rounds` rounds on one server. Asserts that every run finishes after saying it waits, no page shows
     an error, the health check keeps answering within the probes' timeout, the server goes idle once the
     tabs close and (over several rounds) that its memory does not keep growing."""
-    with harness.AppServer(name, env=SERVER_ENV) as server:
-        warm = asyncio.run(classroom.warm_up(server))
-        assert "finished" in warm.seen, (warm.seen, warm.events[-20:])
-        server.wait_idle(IDLE_TIMEOUT_S)
-        baseline = classroom.settled_rss(server)
-        results = []
-        for index in range(1, rounds + 1):
-            result = asyncio.run(classroom.run_round(server, index, sessions))
-            results.append({**result, "baseline_rss_mb": round(baseline, 1)})
-            print(f"\n{name} round {index}: " + json.dumps({k: v for k, v in result.items() if k != "samples"}))
-            save_results(name, results)
-        log = server.log_tail(2_000_000)
+    def report(results: list[dict]) -> None:
+        print(f"\n{name} round {len(results)}: "
+              + json.dumps({key: value for key, value in results[-1].items() if key != "samples"}))
+        save_results(name, results)
+
+    results, log = classroom.measure(sessions, rounds, name=name, on_round=report)
 
     for result in results:
         where = f"{name} round {result['round']}"

@@ -159,9 +159,7 @@ def test_the_url_flags_a_live_run_and_a_page_that_lost_its_run_says_so():
     assert lab_ui.LIVE_RUN_PARAM not in at.query_params                   # it ended here: nothing to say
     assert not [warning for warning in at.warning if "interrupted" in warning.value]
     # a new session (a restarted server) opened with the flag: its run is gone, and the page says so once
-    lost = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    lost.query_params[lab_ui.LIVE_RUN_PARAM] = "1"
-    lost.run()
+    lost = open_page("home", **{lab_ui.LIVE_RUN_PARAM: "1"})
     assert [warning for warning in lost.warning if "interrupted" in warning.value]
     assert lab_ui.LIVE_RUN_PARAM not in lost.query_params
     lost.run()

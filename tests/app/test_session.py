@@ -1,4 +1,6 @@
 """Live runs: pause after a step budget, resume, stop, share compute slots, run trainers in order."""
+import time
+
 import pytest
 
 from gla_core.session import LiveRun, ResultStore, TrainingSlots
@@ -98,7 +100,8 @@ def test_live_runs_train_in_the_order_they_came_and_a_stopped_one_leaves_the_lin
     for index in range(3):
         runs.append(LiveRun([tiny_trainer()], slots, max_active_seconds=WAIT,
                             on_trainer_finished=lambda trainer, index=index: finished.append(index)).start())
-        while slots.waiting() < index + 1:            # each is in line before the next one comes
+        deadline = time.monotonic() + WAIT
+        while slots.waiting() < index + 1 and time.monotonic() < deadline:   # in line before the next comes
             runs[-1].join(0.01)
     assert [run.runs_ahead() for run in runs] == [0, 1, 2]
     runs[1].stop()

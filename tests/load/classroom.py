@@ -15,8 +15,10 @@ import asyncio
 import json
 import os
 import time
+from typing import Callable
 
 from tests.load import harness
+from tests.load.harness import TERMINAL
 from tests.load.protocol import Student
 
 SMALL_RUN = "steps=100"                # the default preset, 100 steps (each student its own seed)
@@ -24,7 +26,6 @@ ROUND_TIMEOUT_S = float(os.environ.get("GLA_LOAD_TIMEOUT", "600"))   # every run
 POLL_S = 2.0
 IDLE_TIMEOUT_S = 30.0                  # after the tabs close, the server's CPU must go idle by then
 HEALTH_TIMEOUT_S = 5.0                 # the liveness / readiness probes' timeoutSeconds in deploy/k8s.yaml
-TERMINAL = ("finished", "stopped", "diverged", "time_limit", "failed", "exception")
 PROBE_FAILURES = 3                     # consecutive health-check failures after which a liveness probe
                                        # (deploy/k8s.yaml: failureThreshold 3) would restart the pod
 SERVER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}   # as the image sets them
@@ -128,15 +129,23 @@ async def warm_up(server: harness.AppServer, run: str = SMALL_RUN) -> Student:
     return student
 
 
-def measure(students: int, slots: int, rounds: int) -> list[dict]:
-    """`rounds` rounds of `students` on a fresh server with `slots` training slots."""
-    with harness.AppServer(f"capacity_{students}x{slots}",
-                           env={**SERVER_ENV, "GLA_MAX_CONCURRENT_RUNS": str(slots)}) as server:
-        asyncio.run(warm_up(server))
+def measure(students: int, rounds: int, slots: int | None = None, name: str | None = None,
+            on_round: Callable[[list[dict]], None] = lambda results: None) -> tuple[list[dict], str]:
+    """`rounds` rounds of `students` on a fresh, warmed-up server with `slots` training slots (None: the
+    server's default); on_round(results so far) after each. Returns the rounds' figures and the log."""
+    env = SERVER_ENV if slots is None else {**SERVER_ENV, "GLA_MAX_CONCURRENT_RUNS": str(slots)}
+    with harness.AppServer(name or f"capacity_{students}x{slots}", env=env) as server:
+        warm = asyncio.run(warm_up(server))
+        if "finished" not in warm.seen:
+            raise RuntimeError(f"the warm-up run did not finish: {warm.seen}, {warm.events[-20:]}")
         server.wait_idle(IDLE_TIMEOUT_S)
         baseline = settled_rss(server)
-        return [{**asyncio.run(run_round(server, index, students)), "slots": slots,
-                 "baseline_rss_mb": round(baseline, 1)} for index in range(1, rounds + 1)]
+        results = []
+        for index in range(1, rounds + 1):
+            results.append({**asyncio.run(run_round(server, index, students)), "slots": slots,
+                            "baseline_rss_mb": round(baseline, 1)})
+            on_round(results)
+        return results, server.log_tail(2_000_000)
 
 
 def main() -> None:
@@ -149,7 +158,7 @@ def main() -> None:
     print("students slots  finished  p50_s  p95_s  max_s  health_p95_s  health_misses  peak_MB  after_MB")
     for slots in options.slots:
         for students in options.students:
-            for result in measure(students, slots, options.rounds):
+            for result in measure(students, options.rounds, slots)[0]:
                 rows.append({key: value for key, value in result.items() if key != "samples"})
                 print(f"{students:8d} {slots:5d}  {result['outcomes']['finished']:8d}  {result['finish_p50_s']!s:>5}  "
                       f"{result['finish_p95_s']!s:>5}  {result['finish_max_s']!s:>5}  {result['health_p95_s']!s:>12}  "

@@ -39,6 +39,7 @@ WATCH_PATTERNS = {
     "failed": r"Failed[^\n]*· \d+ steps",
     "exception": r"Traceback \(most recent call last\)",
 }
+TERMINAL = ("finished", "stopped", "diverged", "time_limit", "failed", "exception")   # a run has ended
 
 
 def free_port() -> int:

@@ -21,7 +21,7 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from websockets.asyncio.client import connect
 
-from .harness import HOST, WATCH_PATTERNS, AppServer, xsrf_cookie
+from .harness import HOST, TERMINAL, WATCH_PATTERNS, AppServer, xsrf_cookie
 
 TEXT_FIELDS = {"alert": "body", "progress": "text", "markdown": "body", "text": "body"}
 
@@ -179,6 +179,5 @@ class Student:
             if len(self.texts) < 2000:
                 self.texts.append((round(now, 2), text[:120]))
 
-    def ended(self, states=("finished", "stopped", "diverged", "time_limit", "failed", "exception",
-                            "disconnected")) -> bool:
-        return any(state in self.seen for state in states)
+    def ended(self) -> bool:
+        return any(state in self.seen for state in TERMINAL + ("disconnected",))

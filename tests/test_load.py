@@ -33,14 +33,13 @@ from tests.load.harness import TERMINAL
 
 SESSIONS = int(os.environ.get("GLA_LOAD_SESSIONS", "20"))
 ROUNDS = int(os.environ.get("GLA_LOAD_ROUNDS", "3"))
-VIEWPORT = {"width": 1024, "height": 768}
 PAGE_WAIT_MS = 120_000                 # one page load or script run, on a busy 2-core machine
 LEAK_MARGIN_MB = 120.0                 # allowed growth of the after-round memory from round 1 to the last
 RESULTS = harness.ARTIFACTS / "load_results.json"
 
 
 def new_page(browser):
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=harness.VIEWPORT)
     page = context.new_page()
     page.set_default_timeout(PAGE_WAIT_MS)
     return context, page

@@ -455,7 +455,7 @@ def slider_value(page, key: str) -> str:
 @pytest.fixture
 def page(browser):
     """A fresh tab at projector size (1024 x 768)."""
-    context = browser.new_context(viewport={"width": 1024, "height": 768})
+    context = browser.new_context(viewport=harness.VIEWPORT)
     yield context.new_page()
     context.close()
 

@@ -8,18 +8,14 @@ timings.json (seconds from pressing Train to the finished comparison).
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from gla_core.train import TrainConfig
+from tests.load import harness
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -27,56 +23,25 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "browser"
-VIEWPORT = {"width": 1024, "height": 768}
 PHONE = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 "
          "Mobile Safari/537.36")
 PAGES = {"home": "Home: gating is weighting", "playground": "Playground", "landscape": "Landscape",
          "gating": "Gating vs linear attention", "depth": "Depth", "recurrence": "Inside the recurrence"}
-START_WAIT = 60      # seconds for the server to answer its health check
 PAGE_WAIT = 30_000   # milliseconds for a page run
 TRAIN_WAIT = 150_000  # milliseconds for the default preset to finish training on a busy 2-core machine
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def base_url():
-    """A fresh `streamlit run app.py` on a free port that trains one model at a time (its first request
-    in this module is a deep link)."""
-    port = free_port()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = open(ARTIFACTS / "server.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "GLA_MAX_CONCURRENT_RUNS": "1"})  # one training at a time: a second one queues
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_WAIT
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start; see {ARTIFACTS / 'server.log'}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(10)
-        log.close()
+    """A fresh `streamlit run app.py` that trains one model at a time (its first request in this module
+    is a deep link)."""
+    with harness.AppServer("browser", env={"GLA_MAX_CONCURRENT_RUNS": "1"}) as server:  # a second run queues
+        yield server.url
 
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=harness.VIEWPORT)
     tab = context.new_page()
     tab.set_default_timeout(PAGE_WAIT)
     yield tab
@@ -84,31 +49,25 @@ def page(browser):
 
 
 def settle(tab) -> None:
-    """Wait until the page script has run to the end."""
-    tab.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=PAGE_WAIT)
-    tab.wait_for_timeout(300)  # the last deltas paint
+    """Wait until the page script has run to the end, and its last deltas have painted."""
+    harness.settle(tab, PAGE_WAIT)
+    tab.wait_for_timeout(300)
 
 
 def open_page(tab, url: str) -> None:
-    """Load a page and wait for its first run to finish (the title shows once the run has started)."""
-    tab.goto(url)
-    tab.wait_for_selector("h1")
-    settle(tab)
-
-
-def assert_no_exception(tab) -> None:
-    boxes = tab.locator('[data-testid="stException"]')
-    assert boxes.count() == 0, boxes.first.inner_text()
+    """Load a page and wait for its first run to finish."""
+    harness.open_app(tab, url, PAGE_WAIT)
+    tab.wait_for_timeout(300)
 
 
 def shot(tab, name: str) -> None:
     """A screenshot of the whole page at 1024 px width (the app scrolls inside its main pane, so the
     window is made as tall as that pane for the shot)."""
     height = tab.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight ?? 0")
-    tab.set_viewport_size({"width": VIEWPORT["width"], "height": min(max(height, VIEWPORT["height"]), 8000)})
+    tab.set_viewport_size({"width": harness.VIEWPORT["width"], "height": min(max(height, harness.VIEWPORT["height"]), 8000)})
     tab.wait_for_timeout(300)
     tab.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-    tab.set_viewport_size(VIEWPORT)
+    tab.set_viewport_size(harness.VIEWPORT)
 
 
 def element(tab, key: str):
@@ -118,11 +77,6 @@ def element(tab, key: str):
 
 def slider_value(tab, key: str) -> str:
     return element(tab, key).locator('[data-testid="stSliderThumbValue"]').inner_text()
-
-
-def button(tab, name: str):
-    """One of the page's own buttons (while a script runs, Streamlit's header shows a 'Stop' of its own)."""
-    return tab.get_by_test_id("stMainBlockContainer").get_by_role("button", name=name, exact=True)
 
 
 def progress(tab) -> str:
@@ -149,7 +103,7 @@ def step_of(text: str) -> int:
 def test_a_shared_link_restores_the_settings(page, base_url):
     # First request to a fresh server, straight into a page: the app frame (navigation, teacher mode) must run.
     open_page(page, f"{base_url}/playground?lr=0.1&gating=vector&tasks=2&noise=0.5&teacher=true")
-    assert_no_exception(page)
+    assert harness.exceptions_on(page) == []
     assert slider_value(page, "lr") == "0.1"
     assert slider_value(page, "tasks") == "2"
     assert slider_value(page, "noise") == "0.50"
@@ -183,8 +137,8 @@ def test_a_phone_sees_results_not_training(browser, base_url):
         phone = context.new_page()
         open_page(phone, f"{base_url}/playground")
         assert phone.get_by_text("On a phone").is_visible()
-        assert button(phone, "Train").count() == 0
-        assert_no_exception(phone)
+        assert harness.page_button(phone, "Train").count() == 0
+        assert harness.exceptions_on(phone) == []
         phone.screenshot(path=str(ARTIFACTS / "phone_playground.png"))
     finally:
         context.close()
@@ -198,21 +152,21 @@ def test_every_page_loads_without_an_exception(page, base_url):
             page.wait_for_url(re.compile(f"/{name}"))
         page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
         settle(page)
-        assert_no_exception(page)
+        assert harness.exceptions_on(page) == []
         shot(page, f"page_{name}")
 
 
 def test_default_preset_trains_to_a_converged_comparison(page, base_url):
     open_page(page, f"{base_url}/playground")
     started = time.monotonic()
-    button(page, "Train").click()
+    harness.page_button(page, "Train").click()
     wait_for_text(page, r"^(Training: step \d+|Finished)")   # a fast machine may finish before the first refresh
     if progress(page).startswith("Training"):
         shot(page, "training_live")
     wait_for_text(page, rf"^Finished · {TrainConfig().steps} steps", TRAIN_WAIT)   # the default preset's steps
     seconds = time.monotonic() - started
     settle(page)
-    assert_no_exception(page)
+    assert harness.exceptions_on(page) == []
     for chart in ("weights_chart", "cosine_chart", "gates_chart"):
         element(page, chart).wait_for()
     cosine = float(page.locator('[data-testid="stMetric"]', has_text="Cosine")
@@ -226,7 +180,7 @@ def test_default_preset_trains_to_a_converged_comparison(page, base_url):
 
 def test_another_click_leaves_the_run_alone_and_stop_stops_it(page, base_url):
     open_page(page, f"{base_url}/playground?steps=5000&seed=3")
-    button(page, "Train").click()
+    harness.page_button(page, "Train").click()
     wait_for_text(page, r"^Training: step [1-9]")
     before = step_of(progress(page))
     # Another control, mid-run: the page reruns, the run goes on.
@@ -238,31 +192,31 @@ def test_another_click_leaves_the_run_alone_and_stop_stops_it(page, base_url):
         timeout=TRAIN_WAIT)
     assert progress(page).startswith("Training")
     shot(page, "run_survives_a_click")
-    button(page, "Stop").click()
+    harness.page_button(page, "Stop").click()
     wait_for_text(page, r"^Stopped · \d+ steps")
     stopped_at = step_of(progress(page))
     page.wait_for_timeout(2000)
     settle(page)
     assert step_of(progress(page)) == stopped_at, "a stopped run does not go on"
     assert stopped_at < 5000
-    assert_no_exception(page)
+    assert harness.exceptions_on(page) == []
     shot(page, "run_stopped")
 
 
 def test_a_busy_server_queues_a_run_and_a_closed_tab_frees_its_slot(browser, base_url):
-    first, second = browser.new_context(viewport=VIEWPORT), browser.new_context(viewport=VIEWPORT)
+    first, second = browser.new_context(viewport=harness.VIEWPORT), browser.new_context(viewport=harness.VIEWPORT)
     try:
         busy = first.new_page()
         open_page(busy, f"{base_url}/playground?steps=5000&seed=21")
-        button(busy, "Train").click()
+        harness.page_button(busy, "Train").click()
         wait_for_text(busy, r"^Training: step [1-9]")
         waiting = second.new_page()
         open_page(waiting, f"{base_url}/playground?steps=25&seed=22")
-        button(waiting, "Train").click()
+        harness.page_button(waiting, "Train").click()
         wait_for_text(waiting, "Waiting for a free training slot")
         shot(waiting, "waiting_for_a_slot")
         first.close()        # the session ends: its run stops and gives the slot back
         wait_for_text(waiting, r"^Finished · 25 steps", TRAIN_WAIT)
-        assert_no_exception(waiting)
+        assert harness.exceptions_on(waiting) == []
     finally:
         second.close()

@@ -19,6 +19,7 @@ from typing import Sequence
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "load"
 CHROMIUM = os.environ.get("GLA_CHROMIUM", "/usr/bin/chromium")
+VIEWPORT = {"width": 1024, "height": 768}   # a classroom projector
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic",
                  # many tabs at once: keep every page's timers running at full rate

@@ -51,3 +51,18 @@ def browser():
         chromium = harness.launch_chromium(playwright)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def host_env(monkeypatch):
+    """host_env(GLA_MAX_SECONDS="2", ...): this test's host limits (gla_core.limits), read afresh now and
+    forgotten after it."""
+    from gla_core.limits import host_limits
+
+    def set_limits(**variables: str) -> None:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        host_limits.cache_clear()
+
+    yield set_limits
+    host_limits.cache_clear()   # before monkeypatch puts the environment back: the next read sees it

@@ -278,7 +278,7 @@ def test_host_limits_are_enforced_with_a_message(browser):
             second_context.close()
 
 
-def test_waiting_for_a_slot_does_not_use_up_a_runs_time(monkeypatch):
+def test_waiting_for_a_slot_does_not_use_up_a_runs_time(host_env):
     """Two runs, one slot, the app's own config: the second must get its full time budget after waiting."""
     from dataclasses import replace
 
@@ -286,27 +286,22 @@ def test_waiting_for_a_slot_does_not_use_up_a_runs_time(monkeypatch):
     from gla_core.session import LiveRun, TrainingSlots
     from gla_core.spec import default_spec
     from gla_core.train import Trainer
+    import lab_ui
 
-    monkeypatch.setenv("GLA_MAX_SECONDS", "2")
-    host_limits.cache_clear()
-    try:
-        import lab_ui
-
-        limit = host_limits().max_seconds
-        spec = default_spec()
-        config = lab_ui.train_config(spec, steps=5000, batch=64)
-        slots = TrainingSlots(1)
-        first = LiveRun([Trainer(spec, config)], slots, limit).start()
-        deadline = time.monotonic() + 60
-        while first.phase != "running" and time.monotonic() < deadline:
-            time.sleep(0.05)
-        second = LiveRun([Trainer(spec, replace(config, seed=1))], slots, limit).start()
-        assert first.join(120) and second.join(120)
-        status = second.current.snapshot()
-        save_results("slot_wait_vs_time_limit", {"second_run_status": status.status, "steps": status.step,
-                                                 "active_seconds": round(second.active_seconds(), 2)})
-        assert second.active_seconds() >= 0.75 * limit, (
-            f"after waiting, the second run trained only {second.active_seconds():.2f} s of its {limit:g} s "
-            f"({status.status} at step {status.step})")
-    finally:
-        host_limits.cache_clear()
+    host_env(GLA_MAX_SECONDS="2")
+    limit = host_limits().max_seconds
+    spec = default_spec()
+    config = lab_ui.train_config(spec, steps=5000, batch=64)
+    slots = TrainingSlots(1)
+    first = LiveRun([Trainer(spec, config)], slots, limit).start()
+    deadline = time.monotonic() + 60
+    while first.phase != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = LiveRun([Trainer(spec, replace(config, seed=1))], slots, limit).start()
+    assert first.join(120) and second.join(120)
+    status = second.current.snapshot()
+    save_results("slot_wait_vs_time_limit", {"second_run_status": status.status, "steps": status.step,
+                                             "active_seconds": round(second.active_seconds(), 2)})
+    assert second.active_seconds() >= 0.75 * limit, (
+        f"after waiting, the second run trained only {second.active_seconds():.2f} s of its {limit:g} s "
+        f"({status.status} at step {status.step})")

@@ -166,26 +166,22 @@ def test_the_url_flags_a_live_run_and_a_page_that_lost_its_run_says_so():
     assert not [warning for warning in lost.warning if "interrupted" in warning.value]
 
 
-def test_a_run_over_the_hosts_memory_limit_is_refused_with_the_batch_that_fits(monkeypatch):
-    from gla_core.limits import host_limits
+def test_a_run_over_the_hosts_memory_limit_is_refused_with_the_batch_that_fits(host_env):
     from gla_core.spec import PromptSpec, load_preset
     from gla_core.train import TrainConfig, training_memory_bytes
 
-    monkeypatch.setenv("GLA_MAX_RUN_MEMORY_MB", "64")
-    host_limits.cache_clear()
-    try:
-        at = open_page("playground", gating="vector", layers="4", n1="64", n2="64", n3="64")
-        errors = [error.value for error in at.error]
-        assert len(errors) == 1 and "`batch`" in errors[0] and "this server allows 64 MB per run" in errors[0]
-        assert not [button for button in at.button if button.label == "Train"]      # nothing to start
-        fits = int(re.search(r"a batch of at most (\d+)", errors[0]).group(1))
-        default = load_preset("default")["spec"]
-        spec = PromptSpec.from_dict({**default, "tasks": [{**task, "n": 64} for task in default["tasks"]]})
-        def need(batch):
-            return training_memory_bytes(spec, TrainConfig(gating="vector", layers=4, batch=batch))
-        assert need(fits) <= 64 * 2**20 < need(fits + 1)
-    finally:
-        host_limits.cache_clear()
+    host_env(GLA_MAX_RUN_MEMORY_MB="64")
+    at = open_page("playground", gating="vector", layers="4", n1="64", n2="64", n3="64")
+    errors = [error.value for error in at.error]
+    assert len(errors) == 1 and "`batch`" in errors[0] and "this server allows 64 MB per run" in errors[0]
+    assert not [button for button in at.button if button.label == "Train"]      # nothing to start
+    fits = int(re.search(r"a batch of at most (\d+)", errors[0]).group(1))
+    default = load_preset("default")["spec"]
+    spec = PromptSpec.from_dict({**default, "tasks": [{**task, "n": 64} for task in default["tasks"]]})
+
+    def need(batch):
+        return training_memory_bytes(spec, TrainConfig(gating="vector", layers=4, batch=batch))
+    assert need(fits) <= 64 * 2**20 < need(fits + 1)
 
 
 def test_step_pauses_and_stop_ends_the_run():

@@ -24,7 +24,9 @@ from gla_core.limits import host_limits
 from gla_core.sampling import DELIMITER, EXAMPLE, layout
 from gla_core.session import LiveRun, ResultStore, TrainingSlots
 from gla_core.spec import DELIMITERS, PromptSpec, SpecError, list_presets, load_preset
-from gla_core.train import ANALYTIC_KEY, GATINGS, Snapshot, TrainConfig, Trainer, training_memory_bytes
+from gla_core.figures import QUANTITIES
+from gla_core.train import (ANALYTIC_KEY, GATINGS, Snapshot, TrainConfig, Trainer, training_memory_bytes,
+                            untrained_frame)
 
 # torch's thread pool is process-wide, so it is set here, once. One thread per run: the models are
 # tiny (tens of tokens, width ~10), so extra threads only add synchronisation, and on a busy shared
@@ -441,20 +443,78 @@ def token_labels(spec: PromptSpec) -> list[str]:
 
 
 def analytic_risks(analytic: dict, gating: str) -> dict[str, float]:
-    """The risks a training curve is compared with (figures.ANALYTIC_LINES keys)."""
-    risks = {"zero": analytic["zero"]["risk"], "linear_attention": analytic["linear_attention"]["risk"],
-             "optimal": analytic["optimal"]["risk"]}
-    if gating != "none":
-        risks["reachable"] = analytic[ANALYTIC_KEY[gating]]["risk"]
-    return risks
+    """The risks a training curve is compared with (figures.QUANTITIES keys): predicting 0, linear
+    attention, optimal WPGD and the best this gating can reach."""
+    keys = ("zero", "linear_attention", "optimal", ANALYTIC_KEY[gating])
+    return {key: analytic[key]["risk"] for key in keys}
+
+
+def risk_text(risk: float, risk_se: float) -> str:
+    """A measured risk with its standard error: '2.259 ± 0.010'."""
+    return f"{risk:.3f} ± {risk_se:.3f}" if np.isfinite(risk_se) else f"{risk:.3f}"
+
+
+def compared_with(risk: float, risk_se: float, theory_risk: float, name: str) -> tuple[str, str]:
+    """How a measured risk stands against a theory line, honestly: within 2 standard errors it is *at*
+    the line (noise never beats the theory). Returns (words, st.metric delta_color)."""
+    difference = risk - theory_risk
+    if not np.isfinite(risk_se) or abs(difference) <= 2 * risk_se:
+        return "at the theory's risk (within 2 SE)", "off"
+    return f"{difference:+.3f} vs {name}", "inverse"
+
+
+THEORY_HIDDEN = "hide_theory"   # URL parameter and widget key of the hide-the-theory switch
+
+
+def theory_switch(controls: "Controls") -> bool:
+    """The sidebar switch that hides analytic markers, lines and the cosine until a run ends, so a class
+    can predict first; bound to the URL, so a teacher's link sets it."""
+    with st.sidebar:
+        return controls(st.toggle, "Hide the theory until the run ends", THEORY_HIDDEN, hide_as="theory",
+                        value=False, help="Analytic weights, risk lines and the cosine appear when the run ends: "
+                                          "predict first, then check.")
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def untrained_for(spec_json: str, config_json: str) -> dict:
+    """The model a run starts from, as a trajectory frame (gla_core.train.untrained_frame), cached."""
+    spec = PromptSpec.from_json(spec_json)
+    return untrained_frame(spec, TrainConfig(**json.loads(config_json)), analytic=analytic_for(spec_json))
+
+
+def untrained(spec: PromptSpec, config: TrainConfig) -> dict:
+    return untrained_for(spec.to_json(), json.dumps(asdict(config), sort_keys=True))
+
+
+def autoplay_once(container_key: str, run_id: Any) -> None:
+    """Press the replay's Play button in the chart inside st.container(key=container_key), once per
+    run_id in this browser tab: the replay then runs in the browser by itself, and a page rerun (or a
+    second chart refresh) does not start it again."""
+    token = json.dumps(f"{container_key}:{run_id}")
+    st.html(f"""<script>
+(function () {{
+  const token = {token}, key = "gla-played";
+  const played = JSON.parse(window.sessionStorage.getItem(key) || "[]");
+  if (played.includes(token)) return;
+  let tries = 0;
+  const timer = window.setInterval(function () {{
+    const button = window.parent.document.querySelector(".st-key-{container_key} .updatemenu-button");
+    if (button || ++tries > 100) window.clearInterval(timer);
+    if (!button) return;
+    played.push(token);
+    window.sessionStorage.setItem(key, JSON.stringify(played.slice(-50)));
+    button.dispatchEvent(new MouseEvent("click", {{bubbles: true}}));
+  }}, 100);
+}})();
+</script>""", unsafe_allow_javascript=True, width="content")
 
 
 # ---------------------------------------------------------------- runs
 def start_run(purpose: str, jobs: list[tuple[PromptSpec, TrainConfig]], tag: Any = None,
               step_budget: int | None = None) -> LiveRun:
     """Start a background run that trains one model per (spec, config) job, one after another, in
-    place of this session's run for `purpose`. Each model that completes (or diverges: that is its
-    outcome too) goes to the result_store, for every session to reuse."""
+    place of this session's run for `purpose`. Each model that completes its steps goes to the
+    result_store, for every session to reuse (see _keep_result)."""
     trainers = [Trainer(spec, config, analytic=analytic_for(spec.to_json())) for spec, config in jobs]
     run = LiveRun(trainers, training_slots(), host_limits().max_seconds,
                   step_budget=step_budget, on_trainer_finished=_keep_result)
@@ -469,14 +529,17 @@ def result_key(spec: PromptSpec, config: TrainConfig) -> str:
 
 
 def _keep_result(trainer: Trainer) -> None:
-    if trainer.snapshot().status in ("finished", "diverged"):
+    """Only a run that completed is shared: a diverged, stopped or failed run is never offered to other
+    sessions as a trained result."""
+    if trainer.snapshot().status == "finished":
         result_store().put(result_key(trainer.spec, trainer.config), trainer.result())
 
 
 def snapshot_from_result(result: dict) -> Snapshot:
     """A stored run's result (Trainer.result) seen as the snapshot of a run that has ended."""
     return Snapshot(step=result["steps"], total_steps=result["config"]["steps"], seconds=result["seconds"],
-                    test_risk=result["test_risk"], test_mse=result["test_mse"], cosine=result["cosine"],
+                    test_risk=result["test_risk"], test_risk_se=result.get("test_risk_se", float("nan")),
+                    test_mse=result["test_mse"], cosine=result["cosine"],
                     induced_weights=result["induced_weights"], status=result["status"], reason=result["reason"])
 
 

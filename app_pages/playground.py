@@ -7,12 +7,14 @@ import streamlit as st
 
 import lab_ui
 from gla_core import figures
+from gla_core.figures import QUANTITIES
 from gla_core.spec import SpecError, load_preset, preset_spec
 from gla_core.train import ANALYTIC_KEY
 
 PURPOSE = "playground"
 
-controls = lab_ui.Controls(PURPOSE, {"preset": "the preset box", **lab_ui.SETTING_LABELS, "exports": "the exports"})
+controls = lab_ui.Controls(PURPOSE, {"preset": "the preset box", **lab_ui.SETTING_LABELS, "exports": "the exports",
+                                     "theory": "the hide-the-theory switch"})
 
 st.title("Playground")
 st.markdown("Choose a prompt and a model, press **Train**, and watch the gates of a gated linear attention model "
@@ -23,6 +25,7 @@ try:
     preset, spec_dict, settings = lab_ui.training_sidebar(controls)
     spec = lab_ui.validated_spec(spec_dict)
     config = lab_ui.train_config(spec, **settings)
+    hide_theory = lab_ui.theory_switch(controls)
 except SpecError as error:
     lab_ui.show_invalid(error)
     st.stop()
@@ -81,67 +84,102 @@ else:
 def draw(run) -> None:
     if run_on_screen:
         trainer = run.current
-        shown_spec, analytic, gating = trainer.spec, trainer.analytic, trainer.config.gating
-        snapshot, history = trainer.snapshot(), trainer.history_rows()
+        shown_spec, shown_config, analytic = trainer.spec, trainer.config, trainer.analytic
+        snapshot, frames, ended = trainer.snapshot(), trainer.trajectory(), run.phase == "ended"
         if not same_settings:
             st.caption("These charts show your run; your settings have changed since it started. Press Train to "
                        "start a run with the new settings, or Reset to see their theory.")
         lab_ui.status_line(run)
     else:
-        shown_spec, analytic, gating = spec, lab_ui.analytic_for(spec.to_json()), settings["gating"]
+        shown_spec, shown_config, analytic = spec, config, lab_ui.analytic_for(spec.to_json())
         stored = store.get(lab_ui.result_key(spec, config)) if lab_ui.on_phone() else None
-        snapshot, history = (lab_ui.snapshot_from_result(stored), stored["history"]) if stored else (None, [])
+        snapshot, frames, ended = ((lab_ui.snapshot_from_result(stored), stored["trajectory"], True) if stored
+                                   else (None, [], False))
         if stored:
-            st.caption(f"A model trained earlier on this server with these settings ({stored['steps']} steps).")
+            st.caption(f"A model trained earlier on this server with these settings ({stored['steps']} steps), "
+                       "not a run of yours.")
+    frames = frames or [lab_ui.untrained(shown_spec, shown_config)]   # before the run's first frame
+    gating = shown_config.gating
     target_key = ANALYTIC_KEY[gating]
-    trained = snapshot is not None and bool(snapshot.induced_weights)
+    target, optimal = QUANTITIES[target_key], QUANTITIES["optimal"]
+    show_theory = ended or not hide_theory
+    diverged = snapshot is not None and snapshot.status == "diverged"
+    trained = snapshot is not None and snapshot.step > 0 and not diverged
     risks = lab_ui.analytic_risks(analytic, gating)
 
     cells = st.columns(4)
-    cells[0].metric("Trained model", f"{snapshot.test_risk:.3f}" if trained else "—",
-                    delta=f"{snapshot.test_risk - analytic[target_key]['risk']:+.3f} vs reachable" if trained else None,
-                    delta_color="inverse", help="Test risk of the trained model (mean squared error on new prompts).")
-    cells[1].metric("Reachable", f"{analytic[target_key]['risk']:.3f}",
-                    help="The lowest risk this model (gating, one layer) can reach, from the theory.")
-    cells[2].metric("Optimal WPGD", f"{risks['optimal']:.3f}", help="The lowest risk of any one-step WPGD.")
-    cells[3].metric("Cosine", f"{snapshot.cosine:.3f}" if trained else "—",
-                    help="Cosine similarity of the induced and reachable weights: 1 = the same up to scale.")
-    for note in analytic.get("notes", []):
+    if diverged:
+        cells[0].metric("Trained model", f"diverged at step {snapshot.step}", help=snapshot.reason)
+    else:
+        words, colour = (lab_ui.compared_with(snapshot.test_risk, snapshot.test_risk_se, risks[target_key],
+                                              target.label) if trained and show_theory else (None, "off"))
+        cells[0].metric("Trained model", lab_ui.risk_text(snapshot.test_risk, snapshot.test_risk_se) if trained
+                        else "—", delta=words, delta_color=colour,
+                        help="Test risk of the trained model (mean squared error on new prompts) ± its standard "
+                             "error. Within 2 standard errors of a theory line it counts as at that line.")
+    hidden = "hidden until the run ends"
+    cells[1].metric(target.label[0].upper() + target.label[1:], f"{risks[target_key]:.3f}" if show_theory else "?",
+                    help=f"The lowest risk this model can reach, from the theory: {target.description}."
+                    + ("" if show_theory else f" ({hidden})"))
+    cells[2].metric(optimal.label[0].upper() + optimal.label[1:], f"{risks['optimal']:.3f}" if show_theory else "?",
+                    help=f"{optimal.description[0].upper() + optimal.description[1:]}." + (
+                        " Vector gates implement per-coordinate WPGD, whose best risk can be lower: a vector-gated "
+                        "GLA below this line does not beat the theory." if gating == "vector" else ""))
+    cells[3].metric("Cosine", f"{snapshot.cosine:.3f}" if trained and show_theory else ("?" if trained else "—"),
+                    help=f"Cosine similarity of the trained model's weights and the {target.label} weights: 1 = the "
+                         "same up to scale.")
+    for note in analytic.get("notes", []) if show_theory else []:
         st.caption(f"Note: {note}")
 
-    references = {f"best {gating}-gated weights" if gating != "none" else "linear attention weights (all equal)":
-                  analytic[target_key]["omega"]}
-    if gating != "vector" and not np.allclose(analytic["optimal"]["omega"], analytic[target_key]["omega"], atol=1e-3):
-        references["optimal WPGD ω*"] = analytic["optimal"]["omega"]
-    induced = snapshot.induced_weights[0] if trained else None
-    lab_ui.chart(partial(figures.token_weights, shown_spec.example_task, references, induced),
-                 "Bars: the weight the trained model's gates give each in-context example (first layer), coloured "
-                 "by task; before training, the reachable weights. Markers: the analytic weights. Dotted lines: "
-                 "delimiter tokens. All scaled so the largest weight is 1.", key="weights_chart")
+    references = {target_key: analytic[target_key]["omega"]}
+    if gating == "scalar" and not np.allclose(analytic["optimal"]["omega"], analytic[target_key]["omega"], atol=1e-3):
+        references["optimal"] = analytic["optimal"]["omega"]
+    replay = ended and len(frames) > 1
+    per_coordinate = gating == "vector"
+    state = ("Before training: the untrained model, whose gates all start at the same value, so the weights are "
+             "nearly equal. " if len(frames) == 1 else
+             "The replay of your run, from the untrained model to the end: Play, Pause, a speed and the step slider "
+             "under the chart. " if replay else "Your run as it trains. ")
+    weights_words = ("Top: the trained model's weight on each example and key coordinate (a heatmap, first layer). "
+                     if per_coordinate else
+                     "Bars: the weight the model's gates give each in-context example (first layer), coloured by task. ")
+    theory_words = ((f"Markers: the {target.label} weights" + (" and the optimal WPGD weights" if "optimal" in references
+                                                                 else "") + "; lines: the theory's risks. ")
+                    if show_theory and not per_coordinate else
+                    "Lines: the theory's risks. " if show_theory else "The theory is hidden until the run ends. ")
+    delimiters = "Dotted lines: delimiter tokens. " if shown_spec.delimiter_width and not per_coordinate else ""
+    with st.container(key="replay_weights"):
+        lab_ui.chart(partial(figures.training_replay, shown_spec.example_task, references, frames, risks,
+                             shown_config.steps, show_theory, replay),
+                     state + weights_words + theory_words + delimiters
+                     + "Below: the test risk (± standard error) and the cosine, with the step on screen circled.",
+                     key="weights_chart")
+    if replay:
+        lab_ui.autoplay_once("replay_weights", run.id if run_on_screen else lab_ui.result_key(spec, config))
+    if per_coordinate and show_theory:
+        lab_ui.chart(partial(figures.weight_maps, shown_spec.example_task, {target_key: analytic[target_key]["omega"]}),
+                     f"The {target.label} weights, per example and key coordinate, scaled so the largest is 1.",
+                     key="target_map")
     st.markdown("**Gating is weighting.** A one-layer GLA predicts with one weighted step of gradient descent; "
                 "each example's weight is the product of the gates that come after it:")
     st.latex(r"\hat y = x^\top P \sum_i \omega_i\, y_i\, x_i,\qquad \omega_i = \prod_{j>i} g(z_j)")
-
-    lab_ui.chart(partial(figures.risk_curve, history, risks, snapshot.total_steps if snapshot else settings["steps"]),
-                 "Green: the trained model's test risk over training; light blue: the loss on each training batch. "
-                 "Horizontal lines: predicting 0, the best linear attention, the best this gating can reach, and "
-                 "optimal one-step WPGD.", key="risk_chart")
     st.markdown("**Risk** $L(P, \\omega) = \\mathbb{E}\\,(\\hat y - y)^2$ is the expected squared error on a new "
                 "prompt. Optimal WPGD minimises it over all weights; gates only make weights that never shrink toward "
                 "the query, so a GLA may stop above it.")
 
-    if history:
-        lab_ui.chart(partial(figures.cosine_curve, history),
-                     "Cosine similarity between the induced and reachable weights over training; 1 means the same "
-                     "weights up to scale.", key="cosine_chart")
-        if snapshot.gates and snapshot.gates[0] is not None:
-            coordinates = ([f"x{c + 1}" for c in range(shown_spec.d)] + ["y"]
-                           + [f"delimiter {c + 1}" for c in range(shown_spec.delimiter_width)])
-            lab_ui.chart(partial(figures.gate_values, snapshot.gates, lab_ui.token_labels(shown_spec), coordinates),
-                         "Mean gate value of every token in every layer (T2·3: task 2, example 3; D2: the delimiter "
-                         "after task 2; Q: the query). A small gate shrinks everything before it.", key="gates_chart")
-        elif gating == "none":
-            st.caption("Linear attention has no gates: every gate is 1, so every example counts the same.")
+    if frames[-1]["gates"] and frames[-1]["gates"][0] is not None:
+        coordinates = ([f"x{c + 1}" for c in range(shown_spec.d)] + ["y"]
+                       + [f"delimiter {c + 1}" for c in range(shown_spec.delimiter_width)])
+        with st.container(key="replay_gates"):
+            lab_ui.chart(partial(figures.gate_values, [frame["gates"] for frame in frames],
+                                 lab_ui.token_labels(shown_spec), coordinates, [frame["step"] for frame in frames],
+                                 animate=replay),
+                         "Mean gate value of every token in every layer (T2·3: task 2, example 3; "
+                         + ("D2: the delimiter after task 2; " if shown_spec.delimiter_width else "")
+                         + "Q: the query). A small gate shrinks everything before it."
+                         + (" Play replays the run." if replay else ""), key="gates_chart")
+    elif gating == "none":
+        st.caption("Linear attention has no gates: every gate is 1, so every example counts the same.")
 
 
 lab_ui.live_panel(run, draw)

@@ -6,7 +6,7 @@ lines that matter also differ by dash, so a figure reads in grey too.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -21,13 +21,36 @@ GREY = "#7F7F7F"
 SEQUENTIAL = "Cividis"
 DIVERGING = [[0.0, BLUE], [0.5, "#F7F7F7"], [1.0, VERMILLION]]
 
-# The analytic reference risks: label, colour and dash, in legend order.
-ANALYTIC_LINES = {
-    "zero": ("zero predictor", GREY, "dot"),
-    "linear_attention": ("linear attention (best)", VERMILLION, "dash"),
-    "reachable": ("best GLA-reachable", BLUE, "dashdot"),
-    "optimal": ("optimal WPGD", BLACK, "solid"),
+
+
+class Quantity(NamedTuple):
+    """How every page names and draws one quantity: the same words, colour, line and marker everywhere."""
+
+    label: str
+    colour: str
+    dash: str
+    symbol: str
+    description: str
+
+
+# The one vocabulary. Keys are theory.solve's (plus "trained"); every figure, metric and legend takes its
+# words and styles from here. Legend order: worst to best, then the trained model.
+QUANTITIES = {
+    "zero": Quantity("zero predictor", GREY, "dot", "line-ew-open",
+                     "predicting 0 for every query: the risk with nothing learned"),
+    "linear_attention": Quantity("linear attention", VERMILLION, "dash", "x",
+                                 "the best one-step WPGD with every example weighted the same (no gates)"),
+    "scalar_gla": Quantity("best scalar-gated GLA", BLUE, "dashdot", "circle-open",
+                           "the best weights one gate per token can make (they never shrink toward the query)"),
+    "vector_gla": Quantity("best vector-gated GLA", GREEN, "longdash", "square-open",
+                           "the best per-coordinate WPGD that one gate per key coordinate can make: it can beat "
+                           "optimal WPGD, which has one weight per example"),
+    "optimal": Quantity("optimal WPGD", BLACK, "solid", "diamond",
+                        "the best one-step WPGD with one weight per example"),
+    "trained": Quantity("trained GLA", PURPLE, "solid", "circle",
+                        "the model trained here: its test risk, with its standard error"),
 }
+ANALYTIC_ORDER = ("zero", "linear_attention", "scalar_gla", "vector_gla", "optimal")
 
 
 def task_colour(k: int) -> str:
@@ -78,26 +101,22 @@ def risk_curve(history: Sequence[Mapping], analytic_risks: Mapping[str, float], 
                title: str = "Test risk while training") -> go.Figure:
     """Train loss and test risk over steps, with horizontal lines at the analytic risks.
 
-    history: rows with step, train_loss, test_risk; analytic_risks: keys of ANALYTIC_LINES -> risk.
+    history: rows with step, train_loss, test_risk; analytic_risks: QUANTITIES keys -> risk.
     """
     fig = go.Figure()
     steps = [row["step"] for row in history]
     x_end = max([total_steps or 0, *steps, 1])
-    for key, (label, colour, dash) in ANALYTIC_LINES.items():
-        if key in analytic_risks:
-            risk = float(analytic_risks[key])
-            fig.add_trace(go.Scatter(
-                x=[0, x_end], y=[risk, risk], mode="lines", name=f"{label}: {risk:.3f}",
-                line={"color": colour, "dash": dash, "width": 2},
-                hovertemplate=f"{label}<br>risk %{{y:.4f}}<extra></extra>"))
+    for trace in _risk_lines(analytic_risks, [0, x_end]):
+        fig.add_trace(trace)
     if history:
         fig.add_trace(go.Scatter(
             x=steps, y=[row["train_loss"] for row in history], mode="lines", name="train loss (one batch)",
             line={"color": SKY, "width": 1}, opacity=0.7,
             hovertemplate="step %{x}<br>train loss %{y:.4f}<extra></extra>"))
         fig.add_trace(go.Scatter(
-            x=steps, y=[row["test_risk"] for row in history], mode="lines+markers", name="trained GLA: test risk",
-            line={"color": GREEN, "width": 3}, marker={"size": 5},
+            x=steps, y=[row["test_risk"] for row in history], mode="lines+markers",
+            name=f"{QUANTITIES['trained'].label}: test risk",
+            line={"color": QUANTITIES["trained"].colour, "width": 3}, marker={"size": 5},
             hovertemplate="step %{x}<br>test risk %{y:.4f}<extra></extra>"))
     fig = _style(fig, title, "training step", "risk (mean squared error)")
     # Start the view at the analytic lines: an early, large loss would flatten everything that matters.
@@ -105,6 +124,19 @@ def risk_curve(history: Sequence[Mapping], analytic_risks: Mapping[str, float], 
     fig.update_yaxes(range=[0.9 * low, 1.15 * float(analytic_risks.get("zero", low * 2))])
     fig.update_xaxes(range=[0, x_end])
     return fig
+
+
+def _risk_lines(analytic_risks: Mapping[str, float], x_range: Sequence[float], suffix: str = "") -> list:
+    """Horizontal lines at the analytic risks given (QUANTITIES keys), in the vocabulary's styles."""
+    traces = []
+    for key in ANALYTIC_ORDER:
+        if key in analytic_risks:
+            quantity, risk = QUANTITIES[key], float(analytic_risks[key])
+            traces.append(go.Scatter(
+                x=list(x_range), y=[risk, risk], mode="lines", name=f"{quantity.label}{suffix}: {risk:.3f}",
+                line={"color": quantity.colour, "dash": quantity.dash, "width": 2},
+                hovertemplate=f"{quantity.label}<br>risk %{{y:.4f}}<extra></extra>"))
+    return traces
 
 
 def cosine_curve(history: Sequence[Mapping], title: str = "Do the gates learn the optimal weights?") -> go.Figure:
@@ -120,59 +152,202 @@ def cosine_curve(history: Sequence[Mapping], title: str = "Do the gates learn th
 
 
 # ---------------------------------------------------------------- token weights
-def token_weights(example_task: Sequence[int], references: Mapping[str, Sequence], induced: Sequence | None = None,
+def token_weights(example_task: Sequence[int], references: Mapping[str, Sequence],
                   title: str = "Weight of each in-context example") -> go.Figure:
-    """Per-example weights: the trained model's induced weights as bars coloured by task, analytic
-    weights as markers (label -> weights; the first is the model's target), delimiters as dotted
-    lines. All weights come scaled the same way (max |omega| = 1); induced ones take the sign of the
-    target's. Before training (induced None) the target itself is drawn as faint bars.
-
-    Per-coordinate weights (target of shape (n, d)) are drawn as heatmaps: induced, then target.
-    """
-    (target_label, target), *others = [(label, np.asarray(w, dtype=float)) for label, w in references.items()]
-    if target.ndim == 2:
-        return _token_weight_maps(target, target_label, example_task, induced, title)
-    example_task = np.asarray(example_task)
-    positions = np.arange(1, len(target) + 1)
-    if induced is None:
-        bars, bar_name, opacity = target, "{}", 0.45
-    else:
-        bars, bar_name, opacity = same_gauge(induced, target), "trained, {}", 1.0
-    fig = go.Figure()
-    for k in np.unique(example_task):
-        mine = example_task == k
-        fig.add_trace(go.Bar(
-            x=positions[mine], y=bars[mine], name=bar_name.format(f"task {k + 1}"), marker_color=task_colour(int(k)),
-            opacity=opacity, hovertemplate=f"example %{{x}} (task {k + 1})<br>weight %{{y:.3f}}<extra></extra>"))
-    symbols = [("diamond", BLACK), ("circle-open", VERMILLION), ("square-open", PURPLE)]
-    for (label, weights), (symbol, colour) in zip([(target_label, target), *others], symbols):
-        fig.add_trace(go.Scatter(
-            x=positions, y=weights, mode="markers", name=label,
-            marker=_marker(symbol, colour, 10),
-            hovertemplate=f"example %{{x}}<br>{label} %{{y:.3f}}<extra></extra>"))
+    """Analytic per-example weights (QUANTITIES key -> weights, max |omega| = 1): the first as bars
+    coloured by task, every one as markers, delimiters as dotted lines."""
+    (first_key, first), *_ = references.items()
+    bars = np.asarray(first, dtype=float)
+    fig = go.Figure(_task_bars(example_task, bars, "{}: " + QUANTITIES[first_key].label))
+    for trace in _weight_markers(references):
+        fig.add_trace(trace)
     _delimiter_lines(fig, example_task)
     fig = _style(fig, title, "in-context example (prompt order; dotted line = delimiter)", "weight (max |ω| = 1)")
     fig.update_layout(bargap=0.15)
     return fig
 
 
-def _token_weight_maps(target: np.ndarray, target_label: str, example_task: Sequence[int],
-                       induced: Sequence | None, title: str) -> go.Figure:
-    maps = [(target_label, target)]
-    if induced is not None:
-        maps.insert(0, ("trained, induced", same_gauge(induced, target)))
+def _task_bars(example_task: Sequence[int], weights: np.ndarray, name: str, **where) -> list[go.Bar]:
+    """One bar trace per task (always all of them, so animation frames can update each by index)."""
+    example_task = np.asarray(example_task)
+    positions = np.arange(1, len(example_task) + 1)
+    traces = []
+    for k in np.unique(example_task):
+        mine = example_task == k
+        traces.append(go.Bar(
+            x=positions[mine], y=weights[mine], name=name.format(f"task {k + 1}"), marker_color=task_colour(int(k)),
+            legendgroup=f"task {k}", hovertemplate=f"example %{{x}} (task {k + 1})<br>weight %{{y:.3f}}<extra></extra>",
+            **where))
+    return traces
+
+
+def _weight_markers(references: Mapping[str, Sequence], **where) -> list[go.Scatter]:
+    positions = np.arange(1, len(next(iter(references.values()))) + 1)
+    traces = []
+    for key, weights in references.items():
+        quantity = QUANTITIES[key]
+        traces.append(go.Scatter(
+            x=positions, y=np.asarray(weights, dtype=float), mode="markers", name=f"{quantity.label} ω",
+            marker=_marker(quantity.symbol, quantity.colour, 10),
+            hovertemplate=f"example %{{x}}<br>{quantity.label} %{{y:.3f}}<extra></extra>", **where))
+    return traces
+
+
+REPLAY_SPEEDS = {"slow": 600, "normal": 250, "fast": 80}   # milliseconds per frame; "normal" is Play's
+
+
+def training_replay(example_task: Sequence[int], references: Mapping[str, Sequence], frames: Sequence[Mapping],
+                    analytic_risks: Mapping[str, float], total_steps: int, show_theory: bool = True,
+                    animate: bool = True, layer: int = 0, title: str = "What the gates learn") -> go.Figure:
+    """The trained model's weights (layer `layer`), test risk and cosine through training, as one figure
+    whose animation frames replay the run in the browser (Play, Pause, a speed choice and a step slider;
+    no server round trip).
+
+    frames: the run's trajectory (gla_core.train frames: step, test_risk, test_risk_se, cosine,
+    induced_weights per layer), first = the untrained model; the figure shows the last one. references:
+    QUANTITIES key -> analytic weights (n,) or (n, d), the first being the model's target, which fixes the
+    induced weights' gauge. show_theory False leaves out every analytic marker and line and the cosine,
+    so a class can predict first. animate False: no frames or controls (a run still computing).
+
+    Rows: weights (bars by task; for (n, d) weights a heatmap, key coordinates as rows), risk, cosine.
+    """
+    (target_key, target), *_ = references.items()
+    target = np.asarray(target, dtype=float)
+    per_coordinate = target.ndim == 2
+    steps = [frame["step"] for frame in frames]
+    weights = [same_gauge(frame["induced_weights"][layer], target) for frame in frames]
+    risks = [frame["test_risk"] for frame in frames]
+    errors = [frame.get("test_risk_se", float("nan")) for frame in frames]
+    cosines = [frame["cosine"] for frame in frames]
+    rows = 3 if show_theory else 2
+    fig = make_subplots(rows=rows, cols=1, vertical_spacing=0.12, row_heights=[0.52, 0.3, 0.18][:rows],
+                        subplot_titles=["weight of each in-context example (max |ω| = 1)", "test risk",
+                                        "cosine with the " + QUANTITIES[target_key].label + " weights"][:rows])
+    # 1. The weights: the traces every frame updates come first, in this order.
+    if per_coordinate:
+        moving = [go.Heatmap(z=weights[-1].T, x=np.arange(1, len(target) + 1),
+                             y=[f"x[{c + 1}]" for c in range(target.shape[1])], zmin=-1, zmax=1,
+                             colorscale=DIVERGING, colorbar={"title": "ω", "len": 0.5, "y": 0.8},
+                             name=QUANTITIES["trained"].label,
+                             hovertemplate="example %{x}, %{y}<br>weight %{z:.3f}<extra></extra>")]
+    else:
+        moving = _task_bars(example_task, weights[-1], "{}")
+    markers = _weight_markers(references) if show_theory and not per_coordinate else []
+    for trace in moving + markers:
+        fig.add_trace(trace, row=1, col=1)
+    quantity = QUANTITIES["trained"]
+    fig.add_trace(go.Scatter(x=[steps[-1]], y=[risks[-1]], mode="markers", name="step on screen",
+                             marker={"size": 14, "color": quantity.colour, "symbol": "circle-open",
+                                     "line": {"width": 3, "color": quantity.colour}},
+                             hovertemplate="step %{x}<br>test risk %{y:.4f}<extra></extra>"), row=2, col=1)
+    if show_theory:
+        fig.add_trace(go.Scatter(x=[steps[-1]], y=[cosines[-1]], mode="markers", showlegend=False,
+                                 marker={"size": 14, "color": BLUE, "symbol": "circle-open", "line": {"width": 3}},
+                                 hovertemplate="step %{x}<br>cosine %{y:.4f}<extra></extra>"), row=3, col=1)
+    # Every frame carries the traces above (the analytic markers too: plotly.js drops a subplot's traces
+    # that a frame leaves out while it redraws); what follows stays as it is.
+    moving_count = len(fig.data)
+    x_end = max(total_steps, steps[-1], 1)
+    if show_theory:
+        for trace in _risk_lines(analytic_risks, [0, x_end]):
+            fig.add_trace(trace, row=2, col=1)
+    fig.add_trace(go.Scatter(x=steps, y=risks, mode="lines+markers", name=f"{quantity.label}: test risk",
+                             error_y={"type": "data", "array": errors, "visible": True, "thickness": 1},
+                             line={"color": quantity.colour, "width": 3}, marker={"size": 5},
+                             hovertemplate="step %{x}<br>test risk %{y:.4f}<extra></extra>"), row=2, col=1)
+    if show_theory:
+        fig.add_trace(go.Scatter(x=steps, y=cosines, mode="lines", name="cosine", showlegend=False,
+                                 line={"color": BLUE, "width": 2},
+                                 hovertemplate="step %{x}<br>cosine %{y:.4f}<extra></extra>"), row=3, col=1)
+        fig.update_yaxes(range=[min([0.0] + [c for c in cosines if np.isfinite(c)]), 1.05], row=3, col=1)
+    if not per_coordinate:
+        _delimiter_lines(fig, example_task, row=1, col=1)
+        fig.update_yaxes(range=[min(-0.05, float(np.min(weights)) - 0.05), 1.1], row=1, col=1)
+    shown = risks + ([float(v) for v in analytic_risks.values()] if show_theory else [])
+    high = float(analytic_risks["zero"]) * 1.1 if show_theory and "zero" in analytic_risks else max(risks) * 1.1
+    fig.update_yaxes(range=[0.9 * min(shown), high], row=2, col=1)
+    for row in range(2, rows + 1):
+        fig.update_xaxes(range=[-0.02 * x_end, 1.02 * x_end], row=row, col=1)
+    fig.update_xaxes(title_text="training step", row=rows, col=1)
+    fig = _style(fig, f"{title} — {_frame_caption(frames[-1], total_steps, show_theory)}",
+                 height=700 if animate and len(frames) > 1 else 640)
+    fig.update_layout(margin={"b": 130}, legend={"y": -0.16})
+    fig.update_layout(bargap=0.15, barmode="group")
+    if animate and len(frames) > 1:
+        _add_replay(fig, frames, weights, moving_count, per_coordinate, show_theory, title, total_steps)
+    return fig
+
+
+def _frame_caption(frame: Mapping, total_steps: int, show_theory: bool) -> str:
+    label = "untrained" if frame["step"] == 0 else f"step {frame['step']} of {total_steps}"
+    text = f"{label} · test risk {frame['test_risk']:.3f} ± {frame.get('test_risk_se', float('nan')):.3f}"
+    return text + (f" · cosine {frame['cosine']:.3f}" if show_theory else "")
+
+
+def _add_replay(fig: go.Figure, frames: Sequence[Mapping], weights: Sequence[np.ndarray], moving_count: int,
+                per_coordinate: bool, show_theory: bool, title: str, total_steps: int) -> None:
+    """Plotly animation frames over the moving traces (indices 0 .. moving_count-1), a step slider and
+    Play / Pause / speed buttons, all played by the browser."""
+    task_masks = [trace.x - 1 for trace in fig.data[:moving_count] if isinstance(trace, go.Bar)]
+    markers = [go.Scatter(x=trace.x, y=trace.y) for trace in fig.data[:moving_count]
+               if isinstance(trace, go.Scatter) and trace.xaxis in (None, "x")]
+    animation = []
+    for frame, frame_weights in zip(frames, weights):
+        if per_coordinate:
+            data = [go.Heatmap(z=frame_weights.T)]
+        else:
+            data = [go.Bar(y=frame_weights[np.asarray(mask, dtype=int)]) for mask in task_masks] + markers
+        data.append(go.Scatter(x=[frame["step"]], y=[frame["test_risk"]]))
+        if show_theory:
+            data.append(go.Scatter(x=[frame["step"]], y=[frame["cosine"]]))
+        animation.append(go.Frame(data=data, traces=list(range(moving_count)), name=str(frame["step"]),
+                                  layout={"title": {"text": f"{title} — {_frame_caption(frame, total_steps, show_theory)}"}}))
+    fig.frames = animation
+    _replay_controls(fig, [frame["step"] for frame in frames], slider_y=-0.12)
+    fig.update_layout(margin={"t": 110, "b": 170}, legend={"y": -0.42})
+
+
+def _replay_controls(fig: go.Figure, steps: Sequence[int], slider_y: float) -> None:
+    """Play / Pause buttons, a speed menu and a step slider (its top at slider_y, in plot heights below the
+    plot) for a figure whose frames are named by step."""
+    def play(milliseconds: int) -> list:
+        return [None, {"frame": {"duration": milliseconds, "redraw": True}, "fromcurrent": True,
+                       "transition": {"duration": 0}, "mode": "immediate"}]
+
+    fig.update_layout(
+        updatemenus=[
+            {"type": "buttons", "direction": "left", "x": 0.0, "xanchor": "left", "y": 1.02, "yanchor": "bottom",
+             "showactive": False, "pad": {"r": 6, "b": 24},
+             "buttons": [{"label": "▶ Play", "method": "animate", "args": play(REPLAY_SPEEDS["normal"])},
+                         {"label": "❚❚ Pause", "method": "animate",
+                          "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}]}]},
+            {"type": "dropdown", "direction": "down", "x": 0.24, "xanchor": "left", "y": 1.02, "yanchor": "bottom",
+             "showactive": True, "active": 1, "pad": {"b": 24},
+             "buttons": [{"label": f"speed: {name}", "method": "animate", "args": play(milliseconds)}
+                         for name, milliseconds in REPLAY_SPEEDS.items()]}],
+        sliders=[{"active": len(steps) - 1, "x": 0.0, "len": 1.0, "y": slider_y, "yanchor": "top",
+                  "currentvalue": {"prefix": "step ", "visible": True},
+                  "steps": [{"label": str(step), "method": "animate",
+                             "args": [[str(step)], {"frame": {"duration": 0, "redraw": True},
+                                                    "mode": "immediate", "transition": {"duration": 0}}]}
+                            for step in steps]}])
+
+
+def weight_maps(example_task: Sequence[int], maps: Mapping[str, Sequence],
+                title: str = "Weight of each example, per key coordinate") -> go.Figure:
+    """Per-coordinate weights (QUANTITIES key -> (n, d) weights, max |omega| = 1 per coordinate) as
+    heatmaps, one panel each, key coordinates as rows."""
     fig = make_subplots(rows=len(maps), cols=1, shared_xaxes=True, vertical_spacing=0.12,
-                        subplot_titles=[label for label, _ in maps])
-    positions = np.arange(1, target.shape[0] + 1)
-    coordinates = [f"x[{c + 1}]" for c in range(target.shape[1])]
-    for row, (label, weights) in enumerate(maps, start=1):
+                        subplot_titles=[QUANTITIES[key].label for key in maps])
+    for row, (key, weights) in enumerate(maps.items(), start=1):
+        weights = np.asarray(weights, dtype=float)
         fig.add_trace(go.Heatmap(
-            z=weights.T, x=positions, y=coordinates, zmin=-1, zmax=1, colorscale=DIVERGING, name=label,
-            showscale=row == 1, colorbar={"title": "ω"},
-            hovertemplate="example %{x}, %{y}<br>weight %{z:.3f}<extra>" + label + "</extra>"), row=row, col=1)
-        _delimiter_lines(fig, example_task, row=row, col=1)
-    fig = _style(fig, title, height=200 + 140 * len(maps))
-    fig.update_xaxes(title_text="in-context example (dotted line = delimiter)", row=len(maps), col=1)
+            z=weights.T, x=np.arange(1, weights.shape[0] + 1), y=[f"x[{c + 1}]" for c in range(weights.shape[1])],
+            zmin=-1, zmax=1, colorscale=DIVERGING, name=QUANTITIES[key].label, showscale=row == 1,
+            colorbar={"title": "ω"}, hovertemplate="example %{x}, %{y}<br>weight %{z:.3f}<extra></extra>"),
+            row=row, col=1)
+    fig = _style(fig, title, height=160 + 140 * len(maps))
+    fig.update_xaxes(title_text="in-context example", row=len(maps), col=1)
     fig.update_yaxes(title_text="key coordinate")
     return fig
 
@@ -203,26 +378,39 @@ def layer_weights(induced_per_layer: Sequence[Sequence], example_task: Sequence[
     return fig
 
 
-def gate_values(gates_per_layer: Sequence[Sequence], token_labels: Sequence[str],
-                coordinate_labels: Sequence[str] | None = None, title: str = "Gate values per token") -> go.Figure:
-    """Mean gate of every token in every layer: a heatmap, rows = layers (scalar gates) or one panel
-    per layer with rows = key coordinates (vector gates). Gates near 1 keep the past; small gates forget."""
-    gates = [np.asarray(layer_gates, dtype=float) for layer_gates in gates_per_layer]
+def gate_values(gates_frames: Sequence[Sequence], token_labels: Sequence[str],
+                coordinate_labels: Sequence[str] | None = None, steps: Sequence[int] | None = None,
+                animate: bool = False, title: str = "Gate values per token") -> go.Figure:
+    """Mean gate of every token in every layer, as the run went: gates_frames[f][layer] is a frame's
+    gates, (T,) for scalar gates or (T, D) for vector gates; the last frame is shown, and with animate
+    the frames (named by `steps`) replay in the browser. Scalar gates: one heatmap, rows = layers;
+    vector gates: one panel per layer, rows = key coordinates. Gates near 1 keep the past; small gates forget."""
+    frames = [[np.asarray(layer_gates, dtype=float) for layer_gates in gates] for gates in gates_frames]
+    last = frames[-1]
     hover = "token %{x}<br>%{y}<br>gate %{z:.3f}<extra></extra>"
-    if gates[0].ndim == 1:
+    if last[0].ndim == 1:
         fig = go.Figure(go.Heatmap(
-            z=np.stack(gates), x=list(token_labels), y=[f"layer {layer + 1}" for layer in range(len(gates))],
+            z=np.stack(last), x=list(token_labels), y=[f"layer {layer + 1}" for layer in range(len(last))],
             zmin=0, zmax=1, colorscale=SEQUENTIAL, colorbar={"title": "gate"}, hovertemplate=hover))
-        return _style(fig, title, "token (prompt order)", height=160 + 50 * len(gates))
-    fig = make_subplots(rows=len(gates), cols=1, shared_xaxes=True, vertical_spacing=0.1,
-                        subplot_titles=[f"layer {layer + 1}" for layer in range(len(gates))])
-    for layer, layer_gates in enumerate(gates, start=1):
-        fig.add_trace(go.Heatmap(
-            z=layer_gates.T, x=list(token_labels),
-            y=list(coordinate_labels or [f"coordinate {c + 1}" for c in range(layer_gates.shape[1])]),
-            zmin=0, zmax=1, colorscale=SEQUENTIAL, showscale=layer == 1, colorbar={"title": "gate"},
-            hovertemplate=hover), row=layer, col=1)
-    return _style(fig, title, height=120 + 220 * len(gates))
+        fig = _style(fig, title, "token (prompt order)", height=160 + 50 * len(last))
+        moving = [lambda gates: [go.Heatmap(z=np.stack(gates))], [0]]
+    else:
+        fig = make_subplots(rows=len(last), cols=1, shared_xaxes=True, vertical_spacing=0.1,
+                            subplot_titles=[f"layer {layer + 1}" for layer in range(len(last))])
+        for layer, layer_gates in enumerate(last, start=1):
+            fig.add_trace(go.Heatmap(
+                z=layer_gates.T, x=list(token_labels),
+                y=list(coordinate_labels or [f"coordinate {c + 1}" for c in range(layer_gates.shape[1])]),
+                zmin=0, zmax=1, colorscale=SEQUENTIAL, showscale=layer == 1, colorbar={"title": "gate"},
+                hovertemplate=hover), row=layer, col=1)
+        fig = _style(fig, title, height=120 + 220 * len(last))
+        moving = [lambda gates: [go.Heatmap(z=layer_gates.T) for layer_gates in gates], list(range(len(last)))]
+    if animate and len(frames) > 1:
+        build, traces = moving
+        fig.frames = [go.Frame(data=build(gates), traces=traces, name=str(step)) for gates, step in zip(frames, steps)]
+        fig.update_layout(height=fig.layout.height + 170, margin={"t": 100, "b": 190})
+        _replay_controls(fig, steps, slider_y=-(150 / (fig.layout.height - 290)))
+    return fig
 
 
 # ---------------------------------------------------------------- analytic comparisons
@@ -251,12 +439,6 @@ def sweep_chart(x: Sequence, risks: Mapping[str, Sequence[float]], x_title: str,
     position = {value: index for index, value in enumerate(x)}
     x_plot = np.arange(len(x), dtype=float) if labels else np.asarray(x, dtype=float)
     fig = go.Figure()
-    styles = {
-        "optimal": ("optimal WPGD", BLACK, "solid"),
-        "scalar_gla": ("scalar-gated GLA (best)", BLUE, "dashdot"),
-        "vector_gla": ("vector-gated GLA (best)", GREEN, "longdash"),
-        "linear_attention": ("linear attention (best)", VERMILLION, "dash"),
-    }
     if gating_wins is not None:
         spacing = np.diff(x_plot)
         for start, stop in _runs_of_true(gating_wins):
@@ -266,16 +448,15 @@ def sweep_chart(x: Sequence, risks: Mapping[str, Sequence[float]], x_title: str,
                           line_width=0, annotation_text="gating wins", annotation_position="top left")
     hover_x = "%{text}" if labels else "%{x:.3g}"
     for key, values in risks.items():
-        label, colour, dash = styles.get(key, (key, GREY, "solid"))
+        label, colour, dash = QUANTITIES[key][:3]
         fig.add_trace(go.Scatter(x=x_plot, y=values, text=labels, mode="lines+markers", name=label,
                                  line={"color": colour, "dash": dash, "width": 2.5}, marker={"size": 6},
                                  hovertemplate=f"{label}<br>{hover_x}: risk %{{y:.4f}}<extra></extra>"))
-    markers = {"linear_attention": ("trained linear attention", VERMILLION, "x"),
-               "scalar_gla": ("trained scalar GLA", BLUE, "circle-open"),
-               "vector_gla": ("trained vector GLA", GREEN, "square-open")}
+    trained_names = {"linear_attention": "trained linear attention", "scalar_gla": "trained scalar-gated GLA",
+                     "vector_gla": "trained vector-gated GLA"}
     for key, points in (trained or {}).items():
         if points:
-            label, colour, symbol = markers.get(key, (key, GREY, "circle"))
+            label, (_, colour, _, symbol, _) = trained_names[key], QUANTITIES[key]
             px = [position[value] if labels else value for value, _ in points]
             fig.add_trace(go.Scatter(x=px, y=[risk for _, risk in points], mode="markers", name=label,
                                      marker={"color": colour, "symbol": symbol, "size": 13, "line": {"width": 2}},
@@ -303,12 +484,8 @@ def depth_chart(layers: Sequence[int], trained_risks: Sequence[float | None], an
     """Trained test risk per number of layers, with the one-step analytic risks as horizontal lines."""
     fig = go.Figure()
     x_range = [min(layers) - 0.5, max(layers) + 0.5]
-    for key, (label, colour, dash) in ANALYTIC_LINES.items():
-        if key in analytic_risks:
-            risk = float(analytic_risks[key])
-            fig.add_trace(go.Scatter(x=x_range, y=[risk, risk], mode="lines", name=f"{label} (one step): {risk:.3f}",
-                                     line={"color": colour, "dash": dash, "width": 2},
-                                     hovertemplate=f"{label}<br>risk %{{y:.4f}}<extra></extra>"))
+    for trace in _risk_lines(analytic_risks, x_range, suffix=" (one step)"):
+        fig.add_trace(trace)
     done = [(layer, risk) for layer, risk in zip(layers, trained_risks) if risk is not None]
     if done:
         fig.add_trace(go.Scatter(x=[layer for layer, _ in done], y=[risk for _, risk in done], mode="lines+markers",
@@ -326,9 +503,9 @@ def depth_chart(layers: Sequence[int], trained_risks: Sequence[float | None], an
 # ---------------------------------------------------------------- the WPGD landscape
 def _point_markers() -> dict:
     """How the landscape marks its special weightings: key -> (label, symbol, colour)."""
-    return {"optimal": ("optimal WPGD ω*", "star", BLACK),
-            "linear_attention": ("uniform ω (linear attention)", "x", VERMILLION),
-            "monotone_best": ("best scalar-gated ω", "circle-open", BLUE)}
+    styles = {"optimal": "optimal", "linear_attention": "linear_attention", "monotone_best": "scalar_gla"}
+    return {key: (f"{QUANTITIES[name].label} ω", QUANTITIES[name].symbol, QUANTITIES[name].colour)
+            for key, name in styles.items()}
 
 
 def landscape_angle(theta: Sequence[float], risk: Sequence[float], points: Mapping[str, Mapping],

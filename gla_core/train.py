@@ -38,12 +38,20 @@ from .theory import solve
 
 DEVICES = ("auto", "cpu", "cuda")
 MAX_HISTORY = 1000          # rows kept; older rows are thinned, first and last always kept
+# The trajectory (frames for a replay): at most MAX_FRAMES, and at most TRAJECTORY_BYTES of weights and
+# gates in all, so a 2048-token prompt with vector gates and 4 layers (about 0.7 MB a frame) keeps 22 frames
+# rather than 140 MB. Thinning keeps the first frame (the untrained model) and the last.
+MAX_FRAMES = 200
+FRAME_KEYS = ("test_risk", "test_risk_se", "cosine", "induced_weights", "gates")   # a frame: these and its step
+TRAJECTORY_BYTES = 16 * 2**20
 DIVERGENCE_FACTOR = 10.0    # test risk this many times the zero predictor's risk counts as divergence
 TEST_SET_FLOATS = 8_000_000  # memory budget of the held-out tokens (32 MB in float32)
 # Evaluations during a run read the first LIVE_EVAL_PROMPTS held-out prompts, the final one all of them:
 # a live point then costs about as much as two training steps, while the final test risk gets the
 # whole set's precision (default preset: standard error about 0.9% of the risk on 2048 prompts, 0.4% on 8192).
-LIVE_EVAL_PROMPTS = 2048
+# Live points come every 5 steps (eval_every), so a replay of the default 100 steps has 21 frames; at
+# 1024 prompts each they cost what 2048 prompts every 10 steps did.
+LIVE_EVAL_PROMPTS = 1024
 # Prompts per forward pass at evaluation, counted as B * T * T: passes that fit the CPU's caches are
 # 2-2.5x as fast as one big pass (8192 prompts of the default preset: 65 ms against 169 ms).
 EVAL_CHUNK_FLOATS = 1_000_000
@@ -69,7 +77,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     test_size: int = 0          # 0: as many held-out prompts as fit a fixed memory budget (at most 8192)
-    eval_every: int = 10
+    eval_every: int = 5
     max_seconds: float = 120.0
     init_gate: float = 0.998    # every gate's value at the start (through the gate bias)
 
@@ -115,6 +123,7 @@ class Snapshot:
     seconds: float = 0.0
     train_loss: float = float("nan")
     test_risk: float = float("nan")
+    test_risk_se: float = float("nan")   # standard error of test_risk (the held-out set is finite)
     test_mse: float = float("nan")
     cosine: float = float("nan")
     induced_weights: list = field(default_factory=list)   # per layer: query's weights per example
@@ -189,6 +198,7 @@ class Trainer:
         self._lock = threading.Lock()
         self._snapshot = Snapshot(total_steps=config.steps)
         self.history: list[dict] = []
+        self.frames: list[dict] = []        # the trajectory: see record_frame
         self.stop_requested = threading.Event()
 
     # ------------------------------------------------------------ reading from other threads
@@ -200,6 +210,12 @@ class Trainer:
         with self._lock:
             return list(self.history)
 
+    def trajectory(self) -> list[dict]:
+        """The frames recorded so far as JSON-ready data (lists), oldest first."""
+        with self._lock:
+            frames = list(self.frames)
+        return [frame_as_json(frame) for frame in frames]
+
     def _publish(self, **changes: Any) -> None:
         with self._lock:
             self._snapshot = replace(self._snapshot, **changes)
@@ -209,6 +225,15 @@ class Trainer:
             self.history.append(row)
             if len(self.history) > MAX_HISTORY:   # keep first, last and every other row in between
                 self.history = self.history[:1] + self.history[1:-1:2] + self.history[-1:]
+
+    def _record_frame(self, step: int, evaluation: dict) -> None:
+        """One frame of the trajectory: the model as it is after `step` updates (0: untrained)."""
+        frame = {"step": step, **{key: evaluation[key] for key in FRAME_KEYS}}
+        frame["induced_weights"] = [np.asarray(layer, dtype=np.float32) for layer in frame["induced_weights"]]
+        frame["gates"] = [None if gate is None else np.asarray(gate, dtype=np.float32) for gate in frame["gates"]]
+        with self._lock:
+            self.frames.append(frame)
+            self.frames = thin_frames(self.frames, max_frames(frame))
 
     # ------------------------------------------------------------ model and optimiser
     def _initial_model(self) -> GLAModel:
@@ -274,12 +299,14 @@ class Trainer:
         prompts, reference_errors = self.held_out()
         chunk = max(1, self.eval_chunk_floats // self.spec.num_tokens ** 2)
         prediction = torch.cat([self.model(tokens) for tokens in prompts.tokens[:num_prompts].split(chunk)])
-        test_mse = float(((prediction - prompts.yq[:num_prompts]) ** 2).mean())
-        reference_mse = float(reference_errors[:num_prompts].mean())
+        model_errors = ((prediction - prompts.yq[:num_prompts]) ** 2).double()
+        # The control-variate estimate is a mean of per-prompt differences: its standard error is theirs.
+        differences = model_errors - reference_errors[:num_prompts].double()
         induced = self.induced_weights(prompts)
         return {
-            "test_mse": test_mse,
-            "test_risk": test_mse - reference_mse + float(self.target["risk"]),
+            "test_mse": float(model_errors.mean()),
+            "test_risk": float(differences.mean()) + float(self.target["risk"]),
+            "test_risk_se": float(differences.std() / math.sqrt(len(differences))) if len(differences) > 1 else float("nan"),
             "induced_weights": induced,
             "cosine": _cosine(induced[-1] if self.config.layers == 1 else induced[0], self.target["omega"]),
             "gates": [None if gate is None else gate.mean(0).cpu().numpy().tolist()
@@ -312,7 +339,9 @@ class Trainer:
         optimizer, schedule = self._optimiser()
         zero_risk = self.analytic["zero"]["risk"]
         start = time.perf_counter()
-        self._publish(status="running", total_steps=config.steps, **self.evaluate(LIVE_EVAL_PROMPTS))
+        untrained = self.evaluate(LIVE_EVAL_PROMPTS)
+        self._record_frame(0, untrained)
+        self._publish(status="running", total_steps=config.steps, **untrained)
         status, reason, step = "finished", f"completed {config.steps} steps", 0
         for step in range(1, config.steps + 1):
             if step > 1:
@@ -336,6 +365,8 @@ class Trainer:
                 self._record({"step": step, "seconds": seconds, "train_loss": train_loss,
                               "test_risk": evaluation["test_risk"], "cosine": evaluation["cosine"]})
                 self._publish(step=step, seconds=seconds, train_loss=train_loss, **evaluation)
+                if evaluation["test_risk"] < DIVERGENCE_FACTOR * zero_risk:   # a diverged model is no frame
+                    self._record_frame(step, evaluation)
                 if not evaluation["test_risk"] < DIVERGENCE_FACTOR * zero_risk:
                     status = "diverged"
                     reason = (f"the test risk reached {evaluation['test_risk']:.3g}, over {DIVERGENCE_FACTOR:g}x the zero "
@@ -348,7 +379,12 @@ class Trainer:
                 status, reason = "time limit", f"stopped after {seconds:.1f} s at step {step} (limit {config.max_seconds:g} s)"
                 break
         if step < config.steps and status != "diverged":   # a run cut short: its final, whole-set evaluation
-            self._publish(**self.evaluate())
+            final = self.evaluate()
+            self._publish(**final)
+            with self._lock:
+                last_step = self.frames[-1]["step"] if self.frames else -1
+            if step > last_step:
+                self._record_frame(step, final)
         self._publish(status=status, reason=reason, step=step, seconds=time.perf_counter() - start)
         self._held_out = None
         return self.snapshot()
@@ -363,6 +399,7 @@ class Trainer:
             "status": snapshot.status,
             "reason": snapshot.reason,
             "test_risk": snapshot.test_risk,
+            "test_risk_se": snapshot.test_risk_se,
             "test_mse": snapshot.test_mse,
             "analytic": self.analytic,
             "induced_weights": snapshot.induced_weights,
@@ -370,7 +407,44 @@ class Trainer:
             "steps": snapshot.step,
             "seconds": snapshot.seconds,
             "history": self.history_rows(),
+            "trajectory": self.trajectory(),
         }
+
+
+def frame_bytes(frame: dict) -> int:
+    """Bytes a frame's weights and gates take as float32 arrays."""
+    arrays = [*frame["induced_weights"], *(gate for gate in frame["gates"] if gate is not None)]
+    return sum(np.asarray(array).size for array in arrays) * 4
+
+
+def max_frames(frame: dict) -> int:
+    """How many frames like this one a trajectory keeps (MAX_FRAMES and TRAJECTORY_BYTES; at least 2)."""
+    return int(max(2, min(MAX_FRAMES, TRAJECTORY_BYTES // max(frame_bytes(frame), 1))))
+
+
+def thin_frames(frames: list, limit: int) -> list:
+    """At most `limit` frames: over it, the first, the last and every other one between (frames recorded at
+    even steps stay evenly spaced, as the history's rows do)."""
+    while len(frames) > limit:
+        frames = frames[:1] + frames[1:-1:2] + frames[-1:]
+    return frames
+
+
+def frame_as_json(frame: dict) -> dict:
+    """A recorded frame with its arrays as lists (the run JSON's `trajectory` entries)."""
+    return {**frame, "induced_weights": [np.asarray(layer).tolist() for layer in frame["induced_weights"]],
+            "gates": [None if gate is None else np.asarray(gate).tolist() for gate in frame["gates"]]}
+
+
+def untrained_frame(spec: PromptSpec, config: TrainConfig, analytic: dict | None = None,
+                    num_prompts: int = 256) -> dict:
+    """The model a run of `config` starts from, before any update, as a trajectory frame (step 0): what a
+    page draws before Train. Its weights and gates are the run's first frame's (the same construction and
+    gates; they hardly depend on the prompts); its test risk is measured on `num_prompts` held-out
+    prompts only, so it costs a fraction of a step."""
+    trainer = Trainer(spec, replace(config, device="cpu", test_size=num_prompts), analytic=analytic)
+    evaluation = trainer.evaluate()
+    return frame_as_json({"step": 0, **{key: evaluation[key] for key in FRAME_KEYS}})
 
 
 class TrainingRun:

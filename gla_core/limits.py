@@ -12,6 +12,8 @@ fails at start-up with a message the operator can act on.
     GLA_MAX_TOKENS           tokens in one prompt (at most spec.MAX_TOKENS)
     GLA_MAX_BATCH            prompts in one training batch
     GLA_MAX_RUN_MEMORY_MB    memory one training step may hold (train.training_memory_bytes)
+    GLA_MAX_BOARD_RUNS_PER_STUDENT  runs one student may have on a class board (gla_core.board)
+    GLA_MAX_BOARD_RUNS_PER_CLASS    runs one class board may hold
 
 `HostLimits.from_env()` reads them; `host_limits()` reads them once per process.
 """
@@ -63,6 +65,10 @@ LIMITS: tuple[LimitInfo, ...] = (
     LimitInfo("max_run_memory_mb", "GLA_MAX_RUN_MEMORY_MB", 1024, 64, 1_048_576, int,
               "megabytes one training step may hold for its activations; a larger run is refused, with the batch "
               "that fits"),
+    LimitInfo("max_board_runs_per_student", "GLA_MAX_BOARD_RUNS_PER_STUDENT", 20, 1, 10_000, int,
+              "runs one student may have on a class board at once; withdrawing one makes room"),
+    LimitInfo("max_board_runs_per_class", "GLA_MAX_BOARD_RUNS_PER_CLASS", 500, 1, 100_000, int,
+              "runs one class board may hold; the teacher can clear it"),
 )
 
 
@@ -103,6 +109,8 @@ class HostLimits:
     max_tokens: int = 2048
     max_batch: int = 256
     max_run_memory_mb: int = 1024
+    max_board_runs_per_student: int = 20
+    max_board_runs_per_class: int = 500
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "HostLimits":

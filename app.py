@@ -19,6 +19,7 @@ PAGES = [
             url_path="gating"),
     st.Page("app_pages/depth.py", title="Depth", icon=":material/stacks:", url_path="depth"),
     st.Page("app_pages/recurrence.py", title="Inside the recurrence", icon=":material/replay:", url_path="recurrence"),
+    st.Page("app_pages/class_board.py", title="Class board", icon=":material/groups:", url_path="board"),
 ]
 
 page = st.navigation(PAGES)

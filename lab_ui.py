@@ -180,8 +180,8 @@ class Controls:
             value = widget(label, key=key, bind="query-params", **kwargs)
         # Streamlit drops a link value the widget cannot take and shows its default: say so.
         if from_link is not None and _link_value_refused(from_link, value):
-            st.warning(f"The link's {key}={from_link!r} is not an allowed value for {label.lower()}; "
-                       f"showing {value} instead.")
+            st.warning(f"The link's {key}={literal(repr(from_link))} is not an allowed value for {label.lower()}; "
+                       f"showing {literal(value)} instead.")
         return value
 
 
@@ -258,6 +258,22 @@ def preset_box(controls: "Controls", key: str = "preset", default: str = "defaul
     return name, preset_settings(name)
 
 
+MATRIX_TEXT_MAX = 4000   # characters of the task correlation matrix: a 9 x 9 matrix written out needs ~600
+
+
+def parse_matrix(text: str) -> Any:
+    """The task correlation matrix's JSON text, parsed; SpecError for anything else, however hostile
+    (deep nesting, numbers of thousands of digits, megabytes of text): never an exception of the parser."""
+    if len(text) > MATRIX_TEXT_MAX:
+        raise SpecError("task_corr", f"must be at most {MATRIX_TEXT_MAX} characters, got {len(text)}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SpecError("task_corr", f"is not valid JSON ({error.msg})") from None
+    except (RecursionError, ValueError):    # nesting past the parser's depth, an integer over Python's digit limit
+        raise SpecError("task_corr", "must be a (K+1)×(K+1) list of numbers from -1 to 1") from None
+
+
 def _parse_corr_list(text: str, field: str) -> list[float]:
     try:
         return [float(part) for part in text.replace(";", ",").split(",") if part.strip()]
@@ -306,10 +322,7 @@ def prompt_settings(controls: "Controls", defaults: dict, max_tasks: int = MAX_T
                                     "positive semi-definite, ones on the diagonal. Replaces the relevance sliders.")
     spec = {"d": d, "noise": noise, "delimiter": delimiter, "tasks": tasks, "feature_condition": condition}
     if matrix_text.strip():
-        try:
-            spec["task_corr"] = json.loads(matrix_text)
-        except json.JSONDecodeError as error:
-            raise SpecError("task_corr", f"is not valid JSON ({error.msg})") from None
+        spec["task_corr"] = parse_matrix(matrix_text)
         spec["tasks"] = [{"n": task["n"]} for task in tasks]
     return spec
 
@@ -387,18 +400,31 @@ def on_phone() -> bool:
 
 
 # ---------------------------------------------------------------- messages and charts
+# Every character Markdown (CommonMark, GitHub's autolinks, Streamlit's $math$, :emoji: and :colour[...])
+# gives a meaning to; a backslash before each shows it as itself.
+MARKDOWN_SPECIALS = frozenset("\\`*_{}[]()<>#+-.!|$~:=&\"'^")
+
+
+def literal(text: Any) -> str:
+    """Text that came from a user (a URL value, a typed list, an error message quoting them) made safe to
+    put inside Markdown: it shows exactly as typed, never as a link, an image, a formula or markup."""
+    escaped = "".join("\\" + char if char in MARKDOWN_SPECIALS else char for char in str(text))
+    return escaped.replace("\n", " ")
+
+
 def show_invalid(error: Exception) -> None:
-    """An invalid setting, said plainly, in place of the figure it would have drawn."""
+    """An invalid setting, said plainly, in place of the figure it would have drawn. The field is the
+    code's name for it; the message quotes what the user gave, so it is shown literally."""
     field, _, message = str(error).partition(": ")
-    st.error(f"**This setting cannot be used** — `{field}`: {message}" if message else str(error),
-             icon=":material/warning:")
+    st.error(f"**This setting cannot be used** — `{field}`: {literal(message)}" if message
+             else literal(error), icon=":material/warning:")
 
 
 def chart(recipe: Callable[[], go.Figure], description: str, key: str) -> None:
     """A Plotly chart with its plain-words description underneath and as its alt text; larger fonts
     for a projector in teacher mode.
 
-    `recipe` builds the figure: `functools.partial(figures.risk_curve, history, risks)`. It is called
+    `recipe` builds the figure: `functools.partial(figures.depth_chart, depths, trained, risks)`. It is called
     only when its function or arguments differ from what this chart (`key`) drew last in this
     session: a live panel redraws every POLL_SECONDS while its data changes only at evaluations, and
     building Plotly figures costs tens of milliseconds of server time under the GIL, per chart, per tab.
@@ -447,6 +473,12 @@ def analytic_risks(analytic: dict, gating: str) -> dict[str, float]:
     attention, optimal WPGD and the best this gating can reach."""
     keys = ("zero", "linear_attention", "optimal", ANALYTIC_KEY[gating])
     return {key: analytic[key]["risk"] for key in keys}
+
+
+def layer_list(depths: list[int]) -> str:
+    """'1 layer', '2, 3 and 4 layers'."""
+    words = ", ".join(map(str, depths[:-1])) + (" and " if len(depths) > 1 else "") + str(depths[-1])
+    return f"{words} layer{'s' if depths != [1] else ''}"
 
 
 def risk_text(risk: float, risk_se: float) -> str:
@@ -532,7 +564,7 @@ def _keep_result(trainer: Trainer) -> None:
     """Only a run that completed is shared: a diverged, stopped or failed run is never offered to other
     sessions as a trained result."""
     if trainer.snapshot().status == "finished":
-        result_store().put(result_key(trainer.spec, trainer.config), trainer.result())
+        result_store().put(result_key(trainer.spec, trainer.config), trainer.result(compact=True))
 
 
 def snapshot_from_result(result: dict) -> Snapshot:

@@ -2,6 +2,7 @@
 import json
 from functools import partial
 
+import numpy as np
 import streamlit as st
 
 import lab_ui
@@ -41,8 +42,9 @@ same_settings = run is not None and runs.tag(PURPOSE) == tag
 missing = [configs[layers] for layers in DEPTHS if store.get(keys[layers]) is None]
 
 
-def train() -> None:  # runs before the next page run, with the settings shown when it was pressed
-    lab_ui.start_run(PURPOSE, [(spec, config) for config in missing], tag)
+def train(again: bool = False) -> None:  # runs before the next page run, with the settings shown when pressed
+    lab_ui.start_run(PURPOSE, [(spec, configs[layers]) for layers in DEPTHS] if again
+                     else [(spec, config) for config in missing], tag)
 
 
 def stop() -> None:
@@ -54,46 +56,68 @@ if lab_ui.on_phone():
                "to train.", icon=":material/smartphone:")
 else:
     computing = same_settings and run.phase in ("waiting", "running")
-    train_col, stop_col, _ = st.columns([1.4, 1, 2])
+    train_col, again_col, stop_col, _ = st.columns([1.4, 1, 1, 1])
     train_col.button("Train 1 to 4 layers", on_click=train, disabled=computing or not missing, type="primary",
                      width="stretch", help="Trains the models not trained yet with these settings, one after another.")
+    again_col.button("Train again", on_click=train, args=(True,), disabled=computing, width="stretch",
+                     help="Train all four models afresh, live, even where results trained earlier exist.")
     stop_col.button("Stop", on_click=stop, disabled=not (same_settings and run.alive), width="stretch")
 
 
 def draw(run) -> None:
-    live = {}  # layers -> the live trainer's snapshot, for models this session is training
+    live = {}  # layers -> (snapshot, trajectory) of this session's models with these settings
     if same_settings:
         if run.alive:
             lab_ui.status_line(run)
-        live = {trainer.config.layers: trainer.snapshot() for trainer in run.trainers}
-    results = {}
+        live = {trainer.config.layers: (trainer.snapshot(), trainer.trajectory()) for trainer in run.trainers}
+    results, diverged, earlier = {}, {}, []   # layers -> (risk, se, trajectory); layers -> step; layers
     for layers in DEPTHS:
+        snapshot, frames = live.get(layers, (None, []))
         stored = store.get(keys[layers])
-        if stored is not None:
-            results[layers] = (stored["test_risk"], stored["induced_weights"])
-        elif layers in live and live[layers].induced_weights:
-            results[layers] = (live[layers].test_risk, live[layers].induced_weights)
+        if snapshot is not None and snapshot.status == "diverged":
+            diverged[layers] = snapshot.step
+        elif snapshot is not None and snapshot.step > 0 and frames:
+            results[layers] = (snapshot.test_risk, snapshot.test_risk_se, frames)
+        elif stored is not None:
+            results[layers] = (stored["test_risk"], stored.get("test_risk_se", float("nan")), stored["trajectory"])
+            earlier.append(layers)
     analytic = lab_ui.analytic_for(spec.to_json())
-    trained_risks = [results[layers][0] if layers in results else None for layers in DEPTHS]
+    trained = [results[layers][:2] if layers in results else None for layers in DEPTHS]
     risks = lab_ui.analytic_risks(analytic, settings["gating"])
-    lab_ui.chart(partial(figures.depth_chart, DEPTHS, trained_risks, risks),
-                 "Green: test risk of the trained model with 1 to 4 layers. Horizontal lines: the best one-step "
+    lab_ui.chart(partial(figures.depth_chart, DEPTHS, trained, risks, sorted(diverged)),
+                 "Trained GLA: test risk (± standard error) of the model with "
+                 "1 to 4 layers; a cross at the top marks a model that diverged. Horizontal lines: the best one-step "
                  "risks (optimal WPGD, the best this gating reaches, linear attention, predicting 0).",
                  key="depth_chart")
+    if earlier:
+        st.caption(f"Models with {lab_ui.layer_list(earlier)} were trained earlier on this server with these "
+                   "settings, not by this run: press **Train again** to train them live.")
+    for layers, step in diverged.items():
+        st.error(f"The {layers}-layer model diverged at step {step}: it has no result. Lower the learning rate.",
+                 icon=":material/error:")
     if not results:
         st.markdown("Press **Train 1 to 4 layers**: four models train one after another, and their test risks "
                     "appear above as they finish.")
-    else:
-        best_one_step = analytic["optimal"]["risk"]
-        below = [layers for layers, (risk, _) in results.items() if risk < best_one_step]
-        st.markdown(f"The best **one-step** WPGD risk is **{best_one_step:.3f}**. "
-                    + (f"Models with {', '.join(map(str, below))} layers beat it: more steps, lower risk."
-                       if below else "No trained model is below it yet."))
-        deepest = max(results)
-        lab_ui.chart(partial(figures.layer_weights, results[deepest][1], spec.example_task,
+        return
+    best_one_step = analytic["optimal"]["risk"]
+    below = [layers for layers, (risk, se, _) in results.items() if risk < best_one_step - 2 * np.nan_to_num(se)]
+    at = [layers for layers, (risk, se, _) in results.items() if layers not in below and abs(risk - best_one_step) <= 2 * se]
+    st.markdown(f"The best **one-step** WPGD risk is **{best_one_step:.3f}**. "
+                + (f"Models with {lab_ui.layer_list(below)} beat it by more than 2 standard errors: more "
+                   "steps, lower risk. " if below else "No trained model is below it by more than 2 standard errors. ")
+                + (f"Models with {lab_ui.layer_list(at)} are at it (within 2 standard errors)." if at else ""))
+    deepest = max(results)
+    frames = results[deepest][2]
+    replay = (not same_settings or not run.alive) and len(frames) > 1
+    with st.container(key="replay_layers"):
+        lab_ui.chart(partial(figures.layer_weights, [frame["induced_weights"] for frame in frames], spec.example_task,
+                             [frame["step"] for frame in frames], replay,
                              title=f"Induced weights of every layer ({deepest}-layer model)"),
                      "The weight the query gives each example in each layer (gate products of that layer, largest "
-                     "= 1; the mean over coordinates for vector gates), coloured by task.", key="layer_weights")
+                     "= 1; the mean over coordinates for vector gates), coloured by task."
+                     + (" Play replays the training from the untrained model." if replay else ""), key="layer_weights")
+    if replay:
+        lab_ui.autoplay_once("replay_layers", keys[deepest] if deepest in earlier else run.id)
 
 
 lab_ui.live_panel(run if same_settings else None, draw)

@@ -8,7 +8,9 @@ import streamlit as st
 
 import lab_ui
 from gla_core import figures
+from gla_core.figures import QUANTITIES
 from gla_core.spec import SpecError, load_preset
+from gla_core.train import ANALYTIC_KEY
 
 PURPOSE = "gating"
 MODELS = ("optimal", "scalar_gla", "vector_gla", "linear_attention")
@@ -106,15 +108,21 @@ if not lab_ui.on_phone():
 def draw(run) -> None:
     if same_settings and run.alive:
         lab_ui.status_line(run)
-    model_of = {"none": "linear_attention", "scalar": "scalar_gla", "vector": "vector_gla"}
     trained = {}
     for (index, _, config), key in zip(jobs, tag):
-        result = store.get(key)
+        result = store.get(key)   # only runs that completed are stored: a diverged one is never shown
         if result is not None:
-            trained.setdefault(model_of[config.gating], []).append((x[index], result["test_risk"]))
+            trained.setdefault(ANALYTIC_KEY[config.gating], []).append((x[index], result["test_risk"]))
     lab_ui.chart(partial(figures.sweep_chart, x, risks, x_title, wins, trained),
                  "Lines: the best risk each model can reach, from the theory, as the setting changes. Shaded: "
-                 "where gating beats linear attention. Markers: trained models' test risks.", key="sweep_chart")
+                 "where gating beats linear attention. Markers: trained models' test risks."
+                 + (f" The {QUANTITIES['vector_gla'].label} line can fall below {QUANTITIES['optimal'].label}: "
+                    f"{QUANTITIES['optimal'].label} is {QUANTITIES['optimal'].description}, while vector gates "
+                    "implement per-coordinate WPGD, one weight per example and key coordinate."
+                    if "vector_gla" in risks else ""), key="sweep_chart")
+    if trained and not (same_settings and run.phase == "ended"):
+        st.caption("Markers: models trained on this server with these settings, perhaps earlier or by someone else "
+                   "(results are shared, so a second request is instant).")
 
 
 lab_ui.live_panel(run if same_settings else None, draw)

@@ -38,11 +38,10 @@ else:
     relevances = ", ".join(f"{task.corr:g}" for task in spec.tasks)
     lab_ui.chart(
         partial(figures.token_weights, spec.example_task,
-                {"optimal WPGD ω*": analytic["optimal"]["omega"],
-                 "linear attention (all equal)": analytic["linear_attention"]["omega"]},
+                {"optimal": analytic["optimal"]["omega"], "linear_attention": analytic["linear_attention"]["omega"]},
                 title="The optimal weight of each example"),
         f"Three tasks of 10 examples, related to the query task by {relevances}. Bars and diamonds: the optimal "
-        "weights; circles: linear attention's equal weights. Examples of a more related task count more.",
+        "weights; crosses: linear attention's equal weights. Examples of a more related task count more.",
         key="home_weights")
     st.markdown(f"Optimal WPGD risk **{analytic['optimal']['risk']:.3f}**, linear attention "
                 f"**{analytic['linear_attention']['risk']:.3f}**, best scalar-gated GLA "

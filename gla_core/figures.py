@@ -97,35 +97,6 @@ def same_gauge(induced: Sequence, target: Sequence) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- training curves
-def risk_curve(history: Sequence[Mapping], analytic_risks: Mapping[str, float], total_steps: int | None = None,
-               title: str = "Test risk while training") -> go.Figure:
-    """Train loss and test risk over steps, with horizontal lines at the analytic risks.
-
-    history: rows with step, train_loss, test_risk; analytic_risks: QUANTITIES keys -> risk.
-    """
-    fig = go.Figure()
-    steps = [row["step"] for row in history]
-    x_end = max([total_steps or 0, *steps, 1])
-    for trace in _risk_lines(analytic_risks, [0, x_end]):
-        fig.add_trace(trace)
-    if history:
-        fig.add_trace(go.Scatter(
-            x=steps, y=[row["train_loss"] for row in history], mode="lines", name="train loss (one batch)",
-            line={"color": SKY, "width": 1}, opacity=0.7,
-            hovertemplate="step %{x}<br>train loss %{y:.4f}<extra></extra>"))
-        fig.add_trace(go.Scatter(
-            x=steps, y=[row["test_risk"] for row in history], mode="lines+markers",
-            name=f"{QUANTITIES['trained'].label}: test risk",
-            line={"color": QUANTITIES["trained"].colour, "width": 3}, marker={"size": 5},
-            hovertemplate="step %{x}<br>test risk %{y:.4f}<extra></extra>"))
-    fig = _style(fig, title, "training step", "risk (mean squared error)")
-    # Start the view at the analytic lines: an early, large loss would flatten everything that matters.
-    low = min([float(v) for v in analytic_risks.values()] + [row["test_risk"] for row in history])
-    fig.update_yaxes(range=[0.9 * low, 1.15 * float(analytic_risks.get("zero", low * 2))])
-    fig.update_xaxes(range=[0, x_end])
-    return fig
-
-
 def _risk_lines(analytic_risks: Mapping[str, float], x_range: Sequence[float], suffix: str = "") -> list:
     """Horizontal lines at the analytic risks given (QUANTITIES keys), in the vocabulary's styles."""
     traces = []
@@ -137,18 +108,6 @@ def _risk_lines(analytic_risks: Mapping[str, float], x_range: Sequence[float], s
                 line={"color": quantity.colour, "dash": quantity.dash, "width": 2},
                 hovertemplate=f"{quantity.label}<br>risk %{{y:.4f}}<extra></extra>"))
     return traces
-
-
-def cosine_curve(history: Sequence[Mapping], title: str = "Do the gates learn the optimal weights?") -> go.Figure:
-    """Cosine similarity between induced and analytic weights over steps (1 = the same direction)."""
-    fig = go.Figure(go.Scatter(
-        x=[row["step"] for row in history], y=[row["cosine"] for row in history], mode="lines+markers",
-        name="cosine", line={"color": BLUE, "width": 3}, marker={"size": 5},
-        hovertemplate="step %{x}<br>cosine %{y:.4f}<extra></extra>"))
-    fig.add_hline(y=1.0, line={"color": BLACK, "dash": "dot", "width": 1})
-    fig = _style(fig, title, "training step", "cosine(induced, analytic)", height=300)
-    fig.update_yaxes(range=[min([0.0] + [row["cosine"] for row in history if np.isfinite(row["cosine"])]), 1.02])
-    return fig
 
 
 # ---------------------------------------------------------------- token weights
@@ -253,7 +212,7 @@ def training_replay(example_task: Sequence[int], references: Mapping[str, Sequen
             fig.add_trace(trace, row=2, col=1)
     fig.add_trace(go.Scatter(x=steps, y=risks, mode="lines+markers", name=f"{quantity.label}: test risk",
                              error_y={"type": "data", "array": errors, "visible": True, "thickness": 1},
-                             line={"color": quantity.colour, "width": 3}, marker={"size": 5},
+                             line={"color": quantity.colour, "dash": quantity.dash, "width": 3}, marker={"size": 5},
                              hovertemplate="step %{x}<br>test risk %{y:.4f}<extra></extra>"), row=2, col=1)
     if show_theory:
         fig.add_trace(go.Scatter(x=steps, y=cosines, mode="lines", name="cosine", showlegend=False,
@@ -352,29 +311,35 @@ def weight_maps(example_task: Sequence[int], maps: Mapping[str, Sequence],
     return fig
 
 
-def layer_weights(induced_per_layer: Sequence[Sequence], example_task: Sequence[int],
+def layer_weights(weights_frames: Sequence[Sequence[Sequence]], example_task: Sequence[int],
+                  steps: Sequence[int] | None = None, animate: bool = False,
                   title: str = "Induced weights of every layer") -> go.Figure:
-    """One panel per layer: the query's weight on each example (scalar weights, or the mean over
-    key coordinates for vector gates), bars coloured by task."""
-    example_task = np.asarray(example_task)
-    layers = len(induced_per_layer)
+    """One panel per layer: the query's weight on each example (scalar weights, or the mean over key
+    coordinates for vector gates), bars coloured by task. weights_frames[f][layer]: a frame's weights
+    per layer; the last frame is drawn, and with animate every frame (named by `steps`) replays."""
+    def per_example(weights) -> np.ndarray:
+        weights = np.asarray(weights, dtype=float)
+        return weights.mean(axis=1) if weights.ndim == 2 else weights
+
+    frames = [[per_example(layer_weights) for layer_weights in frame] for frame in weights_frames]
+    layers = len(frames[-1])
     fig = make_subplots(rows=layers, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=[f"layer {layer + 1}" for layer in range(layers)])
-    for layer, weights in enumerate(induced_per_layer, start=1):
-        weights = np.asarray(weights, dtype=float)
-        if weights.ndim == 2:
-            weights = weights.mean(axis=1)
-        positions = np.arange(1, len(weights) + 1)
-        for k in np.unique(example_task):
-            mine = example_task == k
-            fig.add_trace(go.Bar(
-                x=positions[mine], y=weights[mine], name=f"task {k + 1}", marker_color=task_colour(int(k)),
-                legendgroup=f"task {k}", showlegend=layer == 1,
-                hovertemplate=f"layer {layer}, example %{{x}} (task {k + 1})<br>weight %{{y:.3f}}<extra></extra>"),
-                row=layer, col=1)
+    task_of = np.asarray(example_task)
+    for layer, weights in enumerate(frames[-1], start=1):
+        for bar in _task_bars(example_task, weights, "{}"):
+            bar.showlegend = layer == 1
+            fig.add_trace(bar, row=layer, col=1)
         _delimiter_lines(fig, example_task, row=layer, col=1)
     fig = _style(fig, title, height=140 + 170 * layers)
     fig.update_xaxes(title_text="in-context example", row=layers, col=1)
+    if animate and len(frames) > 1:
+        tasks = np.unique(task_of)
+        fig.frames = [go.Frame(data=[go.Bar(y=weights[task_of == k]) for weights in frame for k in tasks],
+                               traces=list(range(layers * len(tasks))), name=str(step))
+                      for frame, step in zip(frames, steps)]
+        fig.update_layout(height=fig.layout.height + 170, margin={"t": 130, "b": 170}, legend={"y": -0.3})
+        _replay_controls(fig, steps, slider_y=-(110 / (fig.layout.height - 270)))
     return fig
 
 
@@ -479,24 +444,35 @@ def _runs_of_true(flags: Sequence[bool]) -> list[tuple[int, int]]:
     return runs
 
 
-def depth_chart(layers: Sequence[int], trained_risks: Sequence[float | None], analytic_risks: Mapping[str, float],
+def depth_chart(layers: Sequence[int], trained: Sequence[tuple[float, float] | None],
+                analytic_risks: Mapping[str, float], diverged: Sequence[int] = (),
                 title: str = "Test risk against depth") -> go.Figure:
-    """Trained test risk per number of layers, with the one-step analytic risks as horizontal lines."""
+    """Trained test risk (risk, standard error) per number of layers (None: not trained), with the
+    one-step analytic risks as horizontal lines; a model that diverged is marked, never plotted as a risk."""
     fig = go.Figure()
     x_range = [min(layers) - 0.5, max(layers) + 0.5]
     for trace in _risk_lines(analytic_risks, x_range, suffix=" (one step)"):
         fig.add_trace(trace)
-    done = [(layer, risk) for layer, risk in zip(layers, trained_risks) if risk is not None]
+    done = [(layer, point) for layer, point in zip(layers, trained) if point is not None]
+    quantity = QUANTITIES["trained"]
     if done:
-        fig.add_trace(go.Scatter(x=[layer for layer, _ in done], y=[risk for _, risk in done], mode="lines+markers",
-                                 name="trained GLA: test risk", line={"color": GREEN, "width": 3},
-                                 marker={"size": 11}, hovertemplate="%{x} layers<br>test risk %{y:.4f}<extra></extra>"))
+        fig.add_trace(go.Scatter(x=[layer for layer, _ in done], y=[risk for _, (risk, _) in done],
+                                 error_y={"type": "data", "array": [2 * se for _, (_, se) in done], "visible": True},
+                                 mode="lines+markers", name=f"{quantity.label}: test risk (± 2 SE)",
+                                 line={"color": quantity.colour, "dash": quantity.dash, "width": 3}, marker={"size": 11},
+                                 hovertemplate="%{x} layers<br>test risk %{y:.4f}<extra></extra>"))
+    shown = [risk for key, risk in analytic_risks.items() if key != "zero"] + [risk for _, (risk, _) in done]
+    low, high = 0.85 * min(shown), 1.1 * max(shown)
+    if diverged:
+        fig.add_trace(go.Scatter(x=list(diverged), y=[high * 0.97] * len(diverged), mode="markers+text",
+                                 text=["diverged"] * len(diverged), textposition="bottom center",
+                                 name="diverged (no result)", marker={"symbol": "x", "size": 14, "color": GREY},
+                                 hovertemplate="%{x} layers: diverged<extra></extra>"))
     fig = _style(fig, title, "layers (= WPGD steps)", "risk", height=380)
     fig.update_xaxes(range=x_range, tickmode="array", tickvals=list(layers))
     # Frame the interesting band: from below the best risk to just above linear attention (the zero
     # predictor's line, far above, stays in the legend with its value).
-    shown = [risk for key, risk in analytic_risks.items() if key != "zero"] + [risk for _, risk in done]
-    fig.update_yaxes(range=[0.85 * min(shown), 1.1 * max(shown)])
+    fig.update_yaxes(range=[low, high])
     return fig
 
 

@@ -389,9 +389,12 @@ class Trainer:
         self._held_out = None
         return self.snapshot()
 
-    def result(self) -> dict:
-        """The run as JSON-ready data (the CLI's `train --out` format)."""
+    def result(self, compact: bool = False) -> dict:
+        """The run as JSON-ready data (the CLI's `train --out` format). compact: the trajectory's weights and
+        gates stay float32 arrays (a quarter of the memory of Python floats), for a store that keeps results."""
         snapshot = self.snapshot()
+        with self._lock:
+            frames = list(self.frames)
         return {
             "spec": self.spec.to_dict(),
             "config": asdict(self.config),
@@ -407,7 +410,7 @@ class Trainer:
             "steps": snapshot.step,
             "seconds": snapshot.seconds,
             "history": self.history_rows(),
-            "trajectory": self.trajectory(),
+            "trajectory": frames if compact else [frame_as_json(frame) for frame in frames],
         }
 
 
@@ -423,10 +426,10 @@ def max_frames(frame: dict) -> int:
 
 
 def thin_frames(frames: list, limit: int) -> list:
-    """At most `limit` frames: over it, the first, the last and every other one between (frames recorded at
-    even steps stay evenly spaced, as the history's rows do)."""
+    """At most `limit` frames: over it, every other one from the first, and the last (frames recorded at even
+    steps stay evenly spaced)."""
     while len(frames) > limit:
-        frames = frames[:1] + frames[1:-1:2] + frames[-1:]
+        frames = frames[:-1:2] + frames[-1:]
     return frames
 
 

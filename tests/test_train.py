@@ -6,7 +6,10 @@ import torch
 
 from gla_core.spec import PromptSpec, SpecError, default_spec, load_preset, preset_spec
 from gla_core.theory import solve
-from gla_core.train import TrainConfig, Trainer, TrainingRun, model_config, training_memory_bytes
+import json
+
+from gla_core.train import (MAX_FRAMES, TRAJECTORY_BYTES, TrainConfig, Trainer, TrainingRun, frame_bytes, max_frames,
+                            model_config, thin_frames, training_memory_bytes, untrained_frame)
 
 SPEC = default_spec()
 ANALYTIC = solve(SPEC)
@@ -187,3 +190,57 @@ def test_vector_cosine_ignores_each_coordinates_scale_but_not_its_shape():
     reshaped[:, 0] = [1.0, 0.5, 0.0]                    # first coordinate weights the wrong end
     expected = (0.25 / 1.25 + 1.0) / 2                  # per-coordinate cosines 0.2 and 1, averaged
     assert _cosine(reshaped, target) == pytest.approx(expected)
+
+
+def test_the_trajectory_starts_untrained_ends_at_the_final_snapshot_and_is_json():
+    config = TrainConfig(steps=30, eval_every=5, test_size=512)
+    trainer = Trainer(SPEC, config, analytic=ANALYTIC)
+    final = trainer.run()
+    frames = trainer.trajectory()
+    assert [frame["step"] for frame in frames] == [0, 5, 10, 15, 20, 25, 30]
+    assert set(frames[0]) == {"step", "test_risk", "test_risk_se", "cosine", "induced_weights", "gates"}
+    # the first frame is the model before any update: the page's before-training picture is the same model
+    before = untrained_frame(SPEC, config, analytic=ANALYTIC)
+    assert np.allclose(frames[0]["induced_weights"][0], before["induced_weights"][0], atol=1e-6)
+    assert np.ptp(frames[0]["induced_weights"][0]) < 0.1          # equal gates: nearly equal weights
+    assert np.allclose(frames[-1]["induced_weights"][0], final.induced_weights[0], atol=1e-6)
+    assert frames[-1]["test_risk"] == final.test_risk and frames[-1]["test_risk_se"] == final.test_risk_se
+    assert json.loads(json.dumps(trainer.result()))["trajectory"] == frames
+
+
+def test_the_standard_error_matches_the_spread_of_independent_estimates():
+    """The control-variate estimate's standard error, checked against sampling: the final risks of one
+    model on five independent held-out sets scatter by about that standard error."""
+    trainer = Trainer(SPEC, TrainConfig(steps=20, test_size=2048), analytic=ANALYTIC)
+    trainer.run()
+    estimates, errors = [], []
+    for seed in range(5):
+        trainer._held_out = None
+        prompts = trainer.sampler.sample(2048, torch.Generator().manual_seed(1000 + seed))
+        trainer._held_out = (prompts, trainer._reference_errors(prompts))
+        evaluation = trainer.evaluate()
+        estimates.append(evaluation["test_risk"])
+        errors.append(evaluation["test_risk_se"])
+    spread = np.std(estimates, ddof=1)
+    assert 0.3 * np.mean(errors) < spread < 3.0 * np.mean(errors)
+
+
+def test_frames_are_thinned_to_the_cap_keeping_the_first_and_last():
+    frames = [{"step": step} for step in range(0, 1001)]
+    kept = thin_frames(frames, 200)
+    assert len(kept) <= 200 and kept[0]["step"] == 0 and kept[-1]["step"] == 1000
+    assert len(set(np.diff([frame["step"] for frame in kept[:-1]]))) == 1     # evenly spaced
+    trainer = Trainer(SPEC, TrainConfig(steps=450, eval_every=1, batch=8, test_size=256), analytic=ANALYTIC)
+    trainer.run()
+    steps = [frame["step"] for frame in trainer.trajectory()]
+    assert len(steps) <= MAX_FRAMES and steps[0] == 0 and steps[-1] == 450
+
+
+def test_a_frame_of_the_largest_prompt_keeps_the_trajectory_within_its_budget():
+    spec = PromptSpec.from_dict({"d": 16, "tasks": [{"n": 254, "corr": 0.5}] * 8})   # 2041 tokens, width 25
+    layers, width = 4, spec.token_width
+    frame = {"induced_weights": [np.zeros((spec.num_examples, spec.d), np.float32)] * layers,
+             "gates": [np.zeros((spec.num_tokens, width), np.float32)] * layers}
+    assert frame_bytes(frame) == 4 * layers * (spec.num_examples * spec.d + spec.num_tokens * width)
+    assert 2 <= max_frames(frame) < MAX_FRAMES
+    assert max_frames(frame) * frame_bytes(frame) <= TRAJECTORY_BYTES

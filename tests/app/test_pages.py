@@ -15,11 +15,18 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import lab_ui
+import torch
+from gla_core.sampling import PromptSampler
+from gla_core.spec import default_spec
+from gla_core.theory import solve
+from gla_core.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ("home", "playground", "landscape", "gating_vs_linear", "depth", "recurrence")
 TIMEOUT = 30        # seconds for one page run (AppTest's default of 3 is short on a busy CI machine)
 TRAIN_WAIT = 120    # seconds for a short training to finish
+SETTINGS_OF_DEFAULT = {"gating": "scalar", "layers": 1, "steps": 100, "lr": 0.02, "batch": 256, "seed": 0,
+                       "device": "auto"}
 
 
 def open_page(page: str, **query: str) -> AppTest:
@@ -67,6 +74,11 @@ def rerun_until(at: AppTest, words: tuple[str, ...]) -> str:
         at.run()
         assert not at.exception, [error.value for error in at.exception]
     raise AssertionError(f"the run did not reach {words} in {TRAIN_WAIT} s; progress: {progress_text(at)!r}")
+
+
+def plain(markdown: str) -> str:
+    """A message's Markdown as it reads on screen: backslash escapes undone."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def click(at: AppTest, label: str) -> None:
@@ -122,27 +134,27 @@ def test_a_correlation_matrix_that_is_not_psd_gives_a_message_not_a_figure():
     at.text_area(key="task_corr").input(
         "[[1, 0.9, 0, 0.9], [0.9, 1, 0, 0], [0, 0, 1, 0.9], [0.9, 0, 0.9, 1]]").run()
     assert not at.exception
-    assert any("positive semi-definite" in error.value for error in at.error)
+    assert any("positive semi-definite" in plain(error.value) for error in at.error)
     assert not has_chart(at, "weights_chart")
 
 
 def test_unparsable_relevance_text_gives_a_message():
     at = open_page("playground", per_coord="true")
     at.text_input(key="rv1").input("0.5, lots").run()
-    assert any("tasks[0].corr" in error.value and "commas" in error.value for error in at.error)
+    assert any("tasks[0].corr" in error.value and "'0.5, lots'" in plain(error.value) for error in at.error)
 
 
 def test_a_short_training_finishes_and_the_comparison_appears():
     at = open_page("playground", steps="25", batch="16", seed="11")
-    assert not has_chart(at, "cosine_chart")
+    assert "frames" not in chart(at, "weights_chart")
     click(at, "Train")
     assert "Finished" in rerun_until(at, ("Finished", "Stopped", "Diverged", "Failed"))
     metrics = {metric.label: metric.value for metric in at.metric}
     assert metrics["Trained model"] != "—" and float(metrics["Cosine"]) > 0
-    assert has_chart(at, "cosine_chart") and has_chart(at, "gates_chart")
-    trained_bars = [trace for trace in chart(at, "weights_chart")["data"] if trace["type"] == "bar"]
-    assert trained_bars and trained_bars[0]["name"].startswith("trained")
-    assert all(np.isfinite(array(bar["y"])).all() for bar in trained_bars)
+    assert has_chart(at, "gates_chart")
+    figure = chart(at, "weights_chart")
+    assert [frame["name"] for frame in figure["frames"]] == [str(step) for step in range(0, 26, 5)]
+    assert all(np.isfinite(bars_of(figure)))
     command = at.code[0].value
     assert command.startswith("python -m gla_core train --preset default") and "--steps 25" in command
     assert "--batch 16" in command and "--seed 11" in command
@@ -150,7 +162,7 @@ def test_a_short_training_finishes_and_the_comparison_appears():
 
 
 def test_the_url_flags_a_live_run_and_a_page_that_lost_its_run_says_so():
-    at = open_page("playground", steps="25", batch="16", seed="13")
+    at = open_page("playground", steps="300", batch="16", seed="13")   # long enough to be alive at the next page run
     assert lab_ui.LIVE_RUN_PARAM not in at.query_params
     click(at, "Train")
     assert at.query_params.get(lab_ui.LIVE_RUN_PARAM) in ("1", ["1"])     # while the run lives
@@ -172,7 +184,7 @@ def test_a_run_over_the_hosts_memory_limit_is_refused_with_the_batch_that_fits(h
 
     host_env(GLA_MAX_RUN_MEMORY_MB="64")
     at = open_page("playground", gating="vector", layers="4", n1="64", n2="64", n3="64")
-    errors = [error.value for error in at.error]
+    errors = [plain(error.value) for error in at.error]
     assert len(errors) == 1 and "`batch`" in errors[0] and "this server allows 64 MB per run" in errors[0]
     assert not [button for button in at.button if button.label == "Train"]      # nothing to start
     fits = int(re.search(r"a batch of at most (\d+)", errors[0]).group(1))
@@ -257,3 +269,37 @@ def test_teacher_mode_offers_controls_to_hide():
     assert at.toggle(key="teacher").value is True
     assert at.multiselect(key="hide_playground").value == ["training"]
     assert not at.exception
+
+
+def bars_of(figure: dict) -> np.ndarray:
+    return np.concatenate([array(trace["y"]) for trace in figure["data"] if trace["type"] == "bar"])
+
+
+def test_before_training_the_bars_are_the_untrained_models_weights_not_the_analytic_ones():
+    at = open_page("playground")
+    figure = chart(at, "weights_chart")
+    trainer = Trainer(default_spec(), lab_ui.train_config(default_spec(), **SETTINGS_OF_DEFAULT))
+    with torch.no_grad():   # the model a run starts from, measured on prompts of another seed
+        untrained = trainer.induced_weights(PromptSampler(default_spec()).sample(128, torch.Generator().manual_seed(7)))[0]
+    bars = bars_of(figure)
+    assert np.allclose(bars, np.asarray(untrained) / np.max(untrained), atol=1e-3)   # nearly equal weights
+    analytic = np.asarray(solve(default_spec())["scalar_gla"]["omega"])
+    assert not np.allclose(bars, analytic, atol=0.1)
+    markers = [trace for trace in figure["data"] if trace["type"] == "scatter" and trace.get("name", "").endswith("ω")]
+    assert markers and np.allclose(array(markers[0]["y"]), analytic)                   # the theory as markers
+    assert {metric.label: metric.value for metric in at.metric}["Trained model"] == "—"
+
+
+def test_hide_the_theory_keeps_markers_lines_and_cosine_back_until_the_run_ends():
+    at = open_page("playground", hide_theory="true", steps="25", batch="16")
+    names = [trace.get("name", "") for trace in chart(at, "weights_chart")["data"]]
+    assert not any("optimal WPGD" in name or "scalar-gated" in name for name in names), names
+    assert {metric.label: metric.value for metric in at.metric}["Best scalar-gated GLA"] == "?"
+    click(at, "Train")
+    assert "Finished" in rerun_until(at, ("Finished", "Stopped", "Diverged", "Failed"))
+    figure = chart(at, "weights_chart")
+    assert any("scalar-gated" in trace.get("name", "") for trace in figure["data"])      # the run ended: the theory shows
+    metrics = {metric.label: metric.value for metric in at.metric}
+    assert float(metrics["Best scalar-gated GLA"]) > 0 and float(metrics["Cosine"]) > 0
+    assert "±" in metrics["Trained model"]
+    assert 2 <= len(figure["frames"]) <= 200 and figure["frames"][0]["name"] == "0"   # a replay from the start

@@ -1,4 +1,4 @@
-"""Build a GLA that computes a given WPGD algorithm (THEORY §3–4).
+"""Build a GLA that computes a given WPGD algorithm (docs/theory.md §3–4).
 
 Every layer gets Wk = [[Pk, 0], [0, 0]], Wq = [[Pq, 0], [0, 0]] (keys and queries read only the x
 block) and Wv = -e_label e_label^T (values carry minus the label), so only the label slot ever
@@ -85,7 +85,7 @@ def gla_from_block_weights(spec: PromptSpec, P: np.ndarray, block_weights: Seque
     delimiter after task k gets gate w_k / w_{k+1} through its one-hot feature (the last one stays ~1),
     so the query sees task k through the gates of delimiters k..K: omega = w / w_K. The factor w_K
     moves into the preconditioner (Pk = w_K P). Reachable weights are positive and non-decreasing
-    toward the query (THEORY §7).
+    toward the query (docs/theory.md §7).
     """
     if spec.delimiter != "task":
         raise ValueError(f"spec: needs delimiter 'task' (one gate per task), got {spec.delimiter!r}")

@@ -1,4 +1,4 @@
-"""Gated linear attention (THEORY §2), read top to bottom.
+"""Gated linear attention (docs/theory.md §2), read top to bottom.
 
     z_t (token) -> q_t = Wq z_t, k_t = Wk z_t, v_t = Wv z_t, gate g_t = sigmoid(Wg z_t + bg)
     S_t = G_t ⊙ S_{t-1} + v_t k_t^T,   o_t = S_t q_t
@@ -276,7 +276,7 @@ class GLAModel(nn.Module):
     @torch.no_grad()
     def init_structured(self, generator: torch.Generator, qk_scale: float = 0.3, gate: float = 0.97,
                         noise: float = 0.01) -> "GLAModel":
-        """Start near the WPGD construction of THEORY §3: Wv reads the label slot with -1, Wq and Wk
+        """Start near the WPGD construction of docs/theory.md §3: Wv reads the label slot with -1, Wq and Wk
         are qk_scale * I on the x block (so each layer is a GD step of size qk_scale^2; about 1/n suits
         n examples), every gate starts at `gate` through its bias. Every weight also gets N(0, noise^2)."""
         if not 0.0 < gate < 1.0:

@@ -2,10 +2,10 @@
 
 Two things live here:
 
-- `gla_reference`: the GLA recurrence of THEORY §2 as a loop over tokens, one state update at a time.
+- `gla_reference`: the GLA recurrence of docs/theory.md §2 as a loop over tokens, one state update at a time.
   It is differentiable (plain torch ops), so gradients of the fast forms can be compared with it.
   Run it in float64 when it serves as ground truth.
-- the WPGD algorithms of THEORY §3–4 in NumPy: one step with scalar weights, one step with
+- the WPGD algorithms of docs/theory.md §3–4 in NumPy: one step with scalar weights, one step with
   per-coordinate weights, and L steps of causal WPGD on a whole token sequence.
 
 Nothing here is clever on purpose: each line should be checkable against the formula it names.
@@ -47,7 +47,7 @@ def gla_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
 def wpgd_one_step(x: np.ndarray, y: np.ndarray, xq: np.ndarray, P: np.ndarray,
                   omega: np.ndarray) -> np.ndarray:
-    """One step of weighted preconditioned gradient descent from w = 0 (THEORY §3).
+    """One step of weighted preconditioned gradient descent from w = 0 (docs/theory.md §3).
 
     x (..., n, d) examples, y (..., n) labels, xq (..., d) query, P (d, d) or (..., d, d)
     preconditioner, omega (..., n) weights. Returns (...,) predictions
@@ -64,7 +64,7 @@ def wpgd_one_step(x: np.ndarray, y: np.ndarray, xq: np.ndarray, P: np.ndarray,
 
 def wpgd_one_step_vector(x: np.ndarray, y: np.ndarray, xq: np.ndarray, Pk: np.ndarray,
                          Pq: np.ndarray, omega: np.ndarray) -> np.ndarray:
-    """One WPGD step with per-coordinate weights, the vector-gated form of THEORY §3.
+    """One WPGD step with per-coordinate weights, the vector-gated form of docs/theory.md §3.
 
     x (..., n, d), y (..., n), xq (..., d), Pk and Pq (d, d) or (..., d, d), omega (..., n, d):
     omega[i, c] weights example i on coordinate c of the preconditioned key Pk x_i. Returns (...,)
@@ -80,7 +80,7 @@ def wpgd_one_step_vector(x: np.ndarray, y: np.ndarray, xq: np.ndarray, Pk: np.nd
 
 def wpgd_causal(x: np.ndarray, y: np.ndarray, P: np.ndarray, omega: np.ndarray,
                 Pq: np.ndarray | None = None) -> np.ndarray:
-    """L steps of causal WPGD on a whole token sequence (THEORY §4).
+    """L steps of causal WPGD on a whole token sequence (docs/theory.md §4).
 
     x      (..., T, d)   the x part of every token (0 for delimiters)
     y      (..., T)      labels, 0 at the query (last) and at delimiters

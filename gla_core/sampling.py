@@ -1,4 +1,4 @@
-"""Multitask prompts (THEORY §5) and their token layout (THEORY §1).
+"""Multitask prompts (docs/theory.md §5) and their token layout (docs/theory.md §1).
 
 Prompt order: the n_1 examples of task 1, its delimiter, ..., the n_K examples of task K, its
 delimiter, then the query. Delimiters are left out when the spec says delimiter = "none".

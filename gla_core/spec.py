@@ -1,6 +1,6 @@
 """The prompt spec: what a multitask in-context regression prompt looks like.
 
-One dataclass, `PromptSpec`, describes the data model of THEORY §5: dimension d, tasks in prompt
+One dataclass, `PromptSpec`, describes the data model of docs/theory.md §5: dimension d, tasks in prompt
 order (each with n_k examples and a correlation with the query task, a number or one per
 coordinate), label noise, delimiter kind, an optional full task correlation matrix and an optional
 feature covariance condition number.
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-# Allowed ranges (THEORY §5; sizes keep one prompt cheap enough to train live).
+# Allowed ranges (docs/theory.md §5; sizes keep one prompt cheap enough to train live).
 D_RANGE = (1, 64)
 TASKS_RANGE = (1, 8)
 N_RANGE = (1, 256)

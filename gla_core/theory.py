@@ -1,4 +1,4 @@
-"""WPGD theory (THEORY §6-7): closed-form population risk, the optimal preconditioner and weights,
+"""WPGD theory (docs/theory.md §6-7): closed-form population risk, the optimal preconditioner and weights,
 the best weights each gated model can reach, and landscape data for the app. NumPy float64 only.
 
 Notation. d features with diagonal covariance Sigma = diag(s) (spec.feature_variances()), label noise
@@ -29,7 +29,7 @@ so the best preconditioner is diagonal, P*_cc = rho_c / den_c, and
 
     min_P L = tau - sum_c gain_c,   gain_c = s_c^2 rho_c^2 / den_c.
 
-For Sigma = I and coordinate-independent correlations this is THEORY §6's d + sigma^2 - d (omega^T r)^2 /
+For Sigma = I and coordinate-independent correlations this is docs/theory.md §6's d + sigma^2 - d (omega^T r)^2 /
 (omega^T A omega). Each gain_c is a Rayleigh quotient of the task sums; for fixed S the gain only grows
 as Q shrinks, and Q is smallest when omega is constant within tasks, so every optimum over a set closed
 under task averaging (all weights, the monotone cone) is constant within tasks: omega = w[k(i)], with
@@ -161,7 +161,7 @@ def risk(spec: PromptSpec, P, omega) -> float:
     """Risk of one-step WPGD yhat = xq^T P X^T (omega ⊙ y) for omega (n,), or of its vector-gated form
     yhat = xq^T P sum_i y_i omega_i ⊙ x_i for omega (n, d) (risk_gla with Pk = I, Pq = P^T).
 
-    THEORY §6 is the case of coordinate-independent correlations R:
+    docs/theory.md §6 is the case of coordinate-independent correlations R:
         L = tau - 2 (omega^T r) tr(Sigma P Sigma)
               + tr(P^T Sigma P [(omega^T R omega + |omega|^2) Sigma^2 + |omega|^2 tau Sigma]).
     """
@@ -193,7 +193,7 @@ def _safe_ratio(numerator, denominator):
 def optimal_preconditioner(spec: PromptSpec, omega) -> np.ndarray:
     """P*(omega) (d, d), diagonal: P*_cc = rho_c / (s_c q_c + (s_c + tau) Q_c) (module docstring).
 
-    THEORY §6's P* = (omega^T r) [(omega^T R omega + |omega|^2) Sigma + |omega|^2 tau I]^{-1} is the case of
+    docs/theory.md §6's P* = (omega^T r) [(omega^T R omega + |omega|^2) Sigma + |omega|^2 tau I]^{-1} is the case of
     coordinate-independent correlations. Unique when every feature's weights are non-zero.
     """
     s, r, C, tau = _task_statistics(spec)
@@ -429,7 +429,7 @@ def best_wpgd(spec: PromptSpec, method: str = "auto", starts=None) -> Solution:
     """The optimal one-step WPGD weights omega* (scalar, constant within tasks) and P*(omega*).
 
     method "closed_form" (all features alike: Sigma = c I and coordinate-independent correlations):
-    omega* ∝ (s C N + (s + tau) I)^{-1} r, for Sigma = I THEORY's (C_K N + (d + 1 + sigma^2) I)^{-1} r_K,
+    omega* ∝ (s C N + (s + tau) I)^{-1} r, for Sigma = I docs/theory.md §6.2's (C_K N + (d + 1 + sigma^2) I)^{-1} r_K,
     unique up to scale when r != 0. "numeric": maximise the sum of per-feature Rayleigh quotients by
     multi-start BFGS from the per-feature optima, uniform weights and `starts` (extra (m, K) block
     weights, e.g. reachable solutions, so the result is never worse than them). "auto" picks the first
@@ -469,14 +469,14 @@ def best_vector_wpgd(spec: PromptSpec) -> Solution:
 
 
 def best_scalar_gla(spec: PromptSpec, method: str = "auto") -> Solution:
-    """Best risk scalar gates can reach with data-independent gates, by delimiter kind (THEORY §7):
+    """Best risk scalar gates can reach with data-independent gates, by delimiter kind (docs/theory.md §7):
 
     task:   monotone block weights 0 <= w_1 <= ... <= w_K (times a sign absorbed in P). All features alike:
             exact (faces of the cone, equivalent to the QP min w^T (N C N + lambda N) w s.t. (N r)^T w = 1,
             0 <= w_1 <= ... <= w_K, for both signs); otherwise L-BFGS-B over the cone from the per-feature
             cone optima. method "exact" / "numeric" forces one ("exact" needs all features alike);
             it only matters for task delimiters.
-    shared: block weights gamma^(K-k), gamma in (0, 1] (THEORY's one-parameter family: example gates 1;
+    shared: block weights gamma^(K-k), gamma in (0, 1] (docs/theory.md §7.3's one-parameter family: example gates 1;
             a constant example gate below 1 would add a decay within tasks, not searched here).
     none:   per-example weights gamma^(n-i), gamma in (0, 1] (the query's gate is a common factor).
     """

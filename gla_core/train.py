@@ -10,7 +10,7 @@ measured on a fixed held-out set drawn from a second seeded generator. The run s
 
 Why the defaults converge well within their 100 steps (40-60 on the presets; docs/benchmarks.md has
 the measurements):
-- the model starts at the WPGD construction of THEORY §3 with every gate at `init_gate` = 0.998:
+- the model starts at the WPGD construction of docs/theory.md §3 with every gate at `init_gate` = 0.998:
   the optimal weights are flat within a task, so data-token gates must end near 1, and only the
   delimiter gates have to learn (they fall to about 0.3 on the default preset);
 - keys and queries start at sqrt(eta) I, eta = 1 / (n + d + 1 + sigma^2): the best one-step size for
@@ -237,10 +237,10 @@ class Trainer:
 
     # ------------------------------------------------------------ model and optimiser
     def _initial_model(self) -> GLAModel:
-        """The WPGD construction (THEORY §3) with step size 1 / (n + d + 1 + sigma^2) and gates at init_gate.
+        """The WPGD construction (docs/theory.md §3) with step size 1 / (n + d + 1 + sigma^2) and gates at init_gate.
 
         That step size is P* for uniform weights when every example comes from the query task
-        (THEORY §6 with r = 1, R = 1 1^T): it uses the prompt's sizes, not its task correlations.
+        (docs/theory.md §6 with r = 1, R = 1 1^T): it uses the prompt's sizes, not its task correlations.
         """
         spec, config = self.spec, self.config
         step_size = 1.0 / (spec.num_examples + spec.d + 1 + spec.noise ** 2)

@@ -1,4 +1,4 @@
-"""A GLA built from a WPGD solution predicts exactly what WPGD predicts (THEORY §3–4)."""
+"""A GLA built from a WPGD solution predicts exactly what WPGD predicts (docs/theory.md §3–4)."""
 import numpy as np
 import pytest
 import torch

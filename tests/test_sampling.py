@@ -1,4 +1,4 @@
-"""The sampler: token layout, reproducibility, and the moments THEORY §5 prescribes."""
+"""The sampler: token layout, reproducibility, and the moments docs/theory.md §5 prescribes."""
 import numpy as np
 import pytest
 import torch
@@ -49,7 +49,7 @@ def test_same_seed_same_prompts_and_global_seed_untouched():
 
 
 def test_moments_match_the_task_model():
-    """Sample covariances of (x, y) pairs agree with THEORY §5 within 5 standard errors.
+    """Sample covariances of (x, y) pairs agree with docs/theory.md §5 within 5 standard errors.
 
     For one coordinate c and examples i, j from tasks k(i), k(j) with unit-variance betas:
     E[x_i[c]^2] = Sigma_cc; E[y_i y_q | ...]: cov(y_i, y_q) needs x; instead check

@@ -1,9 +1,9 @@
-"""gla_core.theory against sampling, against THEORY's own formulas, and against brute force.
+"""gla_core.theory against sampling, against docs/theory.md's own formulas, and against brute force.
 
 Monte Carlo: prompts from the project's sampler (float64, explicit seeds); predictions are computed
 here in NumPy straight from their definitions; each closed-form risk must lie within Z_MAX standard
 errors of the sample mean of the squared error. Every other expected value is computed independently
-in this file (THEORY §6 formulas written out with n x n matrices, scipy's SLSQP on THEORY §7's QP,
+in this file (docs/theory.md §6 formulas written out with n x n matrices, scipy's SLSQP on docs/theory.md §7's QP,
 random search) — never copied from the code under test.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ MC_SPECS = {
 }
 
 
-# ---------------------------------------------------------------- predictions, straight from THEORY §3
+# ---------------------------------------------------------------- predictions, straight from docs/theory.md §3
 def predict_wpgd(batch, P, omega):
     """yhat = xq^T P X^T (omega ⊙ y)."""
     x, y, xq = batch
@@ -123,7 +123,7 @@ def test_risk_formulas_match_sampling(name):
     assert max(abs(v) for v in z.values()) < Z_MAX, z
 
 
-# ---------------------------------------------------------------- THEORY §6 written out with n x n matrices
+# ---------------------------------------------------------------- docs/theory.md §6 written out with n x n matrices
 def theory_section6(spec: PromptSpec):
     """Sigma, tau, r (n,), R (n, n) for coordinate-independent correlations."""
     sigma = np.diag(spec.feature_variances())
@@ -311,7 +311,7 @@ def test_monotone_cone_solution(fields):
 
 @pytest.mark.parametrize("fields", TASK_SPECS[:3])
 def test_monotone_cone_matches_theory_qp(fields):
-    """THEORY §7's QP, solved by SLSQP for both signs: min w^T (N C N + lambda N) w, (N r)^T w = ±1,
+    """docs/theory.md §7's QP, solved by SLSQP for both signs: min w^T (N C N + lambda N) w, (N r)^T w = ±1,
     0 <= w_1 <= ... <= w_K, lambda = d + 1 + sigma^2; risk = d + sigma^2 - d / (QP value)."""
     spec = make(**fields)
     K, N = spec.num_tasks, np.diag(spec.n_k.astype(float))

@@ -61,7 +61,7 @@ def test_two_layers_beat_the_one_step_optimum():
     spec = preset_spec("depth")
     analytic = solve(spec)
     final = Trainer(spec, TrainConfig(layers=2, test_size=2048), analytic=analytic).run()
-    # two causal WPGD steps do better than the best single step (THEORY §4)
+    # two causal WPGD steps do better than the best single step (docs/theory.md §4)
     assert final.test_risk < 0.9 * analytic["scalar_gla"]["risk"]
 
 

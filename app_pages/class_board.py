@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import pandas as pd
@@ -20,17 +20,19 @@ from gla_core import board, figures
 from gla_core.spec import list_presets
 
 REFRESH_SECONDS = 5          # how often the board reads new runs while the page is open
-JOIN_PARAM = "join"          # ?join=CODE: the class link
+JOIN_PARAM = "join"          # ?join=CODE: the class link students open
+VIEW_PARAM = "board"         # ?board=CODE: the board alone, for a projector or a second screen
+TEACHER_PARAM = "teacher"    # ?board=CODE&teacher=KEY: the teacher's link, reopening the class's controls
 URL_PATH = "board"           # this page's url_path in app.py
 
 
-def join_link(code: str) -> str:
-    """The link a student opens to join: this page's address with ?join=CODE."""
+def page_link(**params: str) -> str:
+    """This page's address with these query parameters."""
     here = urlsplit(st.context.url or "")
     path = here.path.rstrip("/")
     if not path.endswith(f"/{URL_PATH}"):   # behind a proxy the path keeps its prefix
         path = f"{path}/{URL_PATH}"
-    return urlunsplit((here.scheme or "http", here.netloc or "localhost:8501", path, f"{JOIN_PARAM}={code}", ""))
+    return urlunsplit((here.scheme or "http", here.netloc or "localhost:8501", path, urlencode(params), ""))
 
 
 def qr_code(link: str, kind: str) -> bytes:
@@ -115,6 +117,17 @@ if link_code:
     except (board.BoardError, board.BoardUnavailable) as error:
         st.error(str(error))
 
+view_code = st.query_params.get(VIEW_PARAM)
+teacher_key = st.query_params.get(TEACHER_PARAM)
+if teacher_key:
+    del st.query_params[TEACHER_PARAM]    # not left in the address bar of a projected page
+    try:
+        if not (view_code and board.is_teacher(view_code, teacher_key)):
+            raise board.BoardError("teacher link: it does not belong to this class; open the link the class page gave")
+        st.session_state[lab_board.BOARD_TEACHER_KEY] = (board.normalise_code(view_code), teacher_key)
+    except (board.BoardError, board.BoardUnavailable) as error:
+        st.error(str(error))
+
 teacher = st.session_state.get(lab_board.BOARD_TEACHER_KEY)
 membership = lab_board.joined_class()
 
@@ -162,7 +175,7 @@ problem = lab_board.post_problem(membership)
 if problem:
     st.warning(problem)
 
-board_code = teacher[0] if teacher else membership[0] if membership else None
+board_code = teacher[0] if teacher else membership[0] if membership else view_code
 room = None
 if board_code:
     try:
@@ -171,7 +184,7 @@ if board_code:
         st.error(str(error))
 
 if teacher and room:
-    link = join_link(room.code)
+    link = page_link(**{JOIN_PARAM: room.code})
     info_col, qr_col = st.columns([2, 1])
     with info_col:
         st.subheader("Your class")
@@ -189,11 +202,15 @@ if teacher and room:
         close_col.button("Close class", key="board_close", on_click=teacher_action, args=(board.close_class,),
                          disabled=room.closed, help="No more joins or runs; the board stays until it expires.")
         new_col.button("Start another class", key="board_forget", on_click=forget_class)
+        st.caption("The board alone, for a projector or another screen:")
+        st.code(page_link(**{VIEW_PARAM: room.code}), language=None)
+        with st.expander("Teacher link: reopens these controls in another tab or after a reload (keep it private)"):
+            st.code(page_link(**{VIEW_PARAM: room.code, TEACHER_PARAM: teacher[1]}), language=None)
     with qr_col:
         st.image(qr_code(link, "png"), caption="Scan to join", width=260)
         st.download_button("QR code (SVG)", qr_code(link, "svg"), file_name="class-qr.svg", mime="image/svg+xml",
                            key="board_qr_svg")
-elif not membership:
+elif not membership and not view_code:
     create_col, join_col = st.columns(2)
     with create_col.form("board_create_form"):
         st.subheader("Teacher: create a class")

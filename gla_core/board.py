@@ -446,6 +446,19 @@ class Board:
         if row is None or not secrets.compare_digest(row[0], _hash(teacher_key)):
             raise BoardError("teacher key: only the session that created this class can clear or close it")
 
+    def is_teacher(self, code: str, teacher_key: str) -> bool:
+        """Whether this key is the class's teacher key (a teacher link reopening the class's controls)."""
+        code = normalise_code(code)
+
+        def check(execute):
+            try:
+                self._teacher(execute, code, teacher_key)
+            except BoardError:
+                return False
+            return True
+
+        return self._retrying(check)
+
     def clear_board(self, code: str, teacher_key: str) -> int:
         """Delete every run on the class's board (students stay joined). Returns how many were deleted."""
         code = normalise_code(code)
@@ -549,6 +562,10 @@ def withdraw_run(class_code: str, student: str, run_id: str) -> bool:
 
 def list_runs(class_code: str) -> list[BoardRun]:
     return default_board().list_runs(class_code)
+
+
+def is_teacher(code: str, teacher_key: str) -> bool:
+    return default_board().is_teacher(code, teacher_key)
 
 
 def clear_board(code: str, teacher_key: str) -> int:

@@ -493,3 +493,20 @@ def test_teacher_clears_and_closes_and_the_class_expires(page_board, results):
     student = open_board(join=code)
     assert "this class has expired" in student.error[0].value
     assert "board_class" not in student.session_state
+
+
+def test_a_board_link_shows_the_board_and_a_teacher_link_restores_the_controls(page_board, results):
+    room = page_board.create_class("projector")
+    page_board.post_run(room.code, page_board.join_class(room.code), results["scalar"])
+    projector = open_board(board=room.code)
+    assert "The board: 1 run" in [element.value for element in projector.subheader]
+    assert not projector.get("form_submit_button") and "board_teacher" not in projector.session_state
+    wrong = open_board(board=room.code, teacher=page_board.create_class("other").teacher_key)
+    assert "teacher link: it does not belong to this class" in wrong.error[0].value
+    assert "board_teacher" not in wrong.session_state
+    teacher = open_board(board=room.code, teacher=room.teacher_key)
+    assert teacher.session_state["board_teacher"] == (room.code, room.teacher_key)
+    assert "teacher" not in teacher.query_params                # the key leaves the address bar
+    assert any(button.label == "Clear board" for button in teacher.button)
+    teacher_link = next(element.value for element in teacher.code if "teacher=" in element.value)
+    assert teacher_link.endswith(f"/board?board={room.code}&teacher={room.teacher_key}")

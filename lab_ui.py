@@ -491,7 +491,7 @@ def compared_with(risk: float, risk_se: float, theory_risk: float, name: str) ->
     the line (noise never beats the theory). Returns (words, st.metric delta_color)."""
     difference = risk - theory_risk
     if not np.isfinite(risk_se) or abs(difference) <= 2 * risk_se:
-        return "at the theory's risk (within 2 SE)", "off"
+        return "at the theory line (±2 SE)", "off"
     return f"{difference:+.3f} vs {name}", "inverse"
 
 

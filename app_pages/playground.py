@@ -8,7 +8,7 @@ import streamlit as st
 import lab_ui
 from gla_core import figures
 from gla_core.figures import QUANTITIES
-from gla_core.spec import SpecError, load_preset, preset_spec
+from gla_core.spec import SpecError, list_presets, load_preset, preset_spec
 from gla_core.train import ANALYTIC_KEY
 
 PURPOSE = "playground"
@@ -30,9 +30,7 @@ except SpecError as error:
     lab_ui.show_invalid(error)
     st.stop()
 
-st.info(f"**{load_preset(preset)['title']}.** {load_preset(preset)['description']}"
-        if spec == preset_spec(preset) else "**Your own prompt** (changed from the preset).",
-        icon=":material/description:")
+
 tag = (spec.to_json(), json.dumps(settings, sort_keys=True))
 store = lab_ui.result_store()
 runs = lab_ui.session_runs()
@@ -43,6 +41,11 @@ if run is not None and not run.alive and st.session_state.get("playground_ended"
     st.session_state["playground_ended"] = (run.id, tag)
 settings_at_end = st.session_state.get("playground_ended")
 run_on_screen = run is not None and (run.alive or same_settings or settings_at_end == (run.id, tag))
+# The description box describes what the charts show: the run on screen until new settings are trained.
+described = run.current.spec if run_on_screen else spec
+described_preset = next((name for name in [preset, *list_presets()] if preset_spec(name) == described), None)
+st.info(f"**{load_preset(described_preset)['title']}.** {load_preset(described_preset)['description']}"
+        if described_preset else "**Your own prompt** (changed from the preset).", icon=":material/description:")
 
 
 # ---------------------------------------------------------------- buttons
@@ -78,6 +81,9 @@ else:
     stop_col.button("Stop", on_click=stop, disabled=run is None or not run.alive, width="stretch")
     reset_col.button("Reset", on_click=reset, disabled=run is None, width="stretch",
                      help="Forget the run and start over.")
+    if same_settings and run.phase == "ended" and run.current.snapshot().status == "stopped":
+        st.caption("This run was stopped: **Train** starts a new run from the untrained model. (To pause a run "
+                   "and continue it, use **Step**.)")
 
 
 # ---------------------------------------------------------------- the live panel
@@ -107,7 +113,7 @@ def draw(run) -> None:
     trained = snapshot is not None and snapshot.step > 0 and not diverged
     risks = lab_ui.analytic_risks(analytic, gating)
 
-    cells = st.columns(4)
+    cells = st.columns([1.7, 1.2, 1.1, 0.8])
     if diverged:
         cells[0].metric("Trained model", f"diverged at step {snapshot.step}", help=snapshot.reason)
     else:

@@ -275,8 +275,17 @@ def bars_of(figure: dict) -> np.ndarray:
     return np.concatenate([array(trace["y"]) for trace in figure["data"] if trace["type"] == "bar"])
 
 
+def without_runs(at: AppTest) -> AppTest:
+    """The page with no run of this session on it (AppTest's sessions in one process share session resources,
+    so an earlier test's run can still be here)."""
+    reset = next(button for button in at.button if button.label == "Reset")
+    if not reset.disabled:
+        reset.click().run()
+    return at
+
+
 def test_before_training_the_bars_are_the_untrained_models_weights_not_the_analytic_ones():
-    at = open_page("playground")
+    at = without_runs(open_page("playground"))
     figure = chart(at, "weights_chart")
     trainer = Trainer(default_spec(), lab_ui.train_config(default_spec(), **SETTINGS_OF_DEFAULT))
     with torch.no_grad():   # the model a run starts from, measured on prompts of another seed
@@ -291,7 +300,7 @@ def test_before_training_the_bars_are_the_untrained_models_weights_not_the_analy
 
 
 def test_hide_the_theory_keeps_markers_lines_and_cosine_back_until_the_run_ends():
-    at = open_page("playground", hide_theory="true", steps="25", batch="16")
+    at = without_runs(open_page("playground", hide_theory="true", steps="25", batch="16"))
     names = [trace.get("name", "") for trace in chart(at, "weights_chart")["data"]]
     assert not any("optimal WPGD" in name or "scalar-gated" in name for name in names), names
     assert {metric.label: metric.value for metric in at.metric}["Best scalar-gated GLA"] == "?"

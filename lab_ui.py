@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+import lab_board
 from gla_core import theory
 from gla_core.limits import host_limits
 from gla_core.sampling import DELIMITER, EXAMPLE, layout
@@ -543,13 +544,20 @@ def autoplay_once(container_key: str, run_id: Any) -> None:
 
 # ---------------------------------------------------------------- runs
 def start_run(purpose: str, jobs: list[tuple[PromptSpec, TrainConfig]], tag: Any = None,
-              step_budget: int | None = None) -> LiveRun:
+              step_budget: int | None = None, post_to_board: bool = True) -> LiveRun:
     """Start a background run that trains one model per (spec, config) job, one after another, in
     place of this session's run for `purpose`. Each model that completes its steps goes to the
-    result_store, for every session to reuse (see _keep_result)."""
+    result_store, for every session to reuse (see _keep_result), and, when this session has joined a
+    class and post_to_board is set, to the class board."""
+    membership = lab_board.joined_class() if post_to_board else None   # read here: session state is this thread's
+
+    def finished(trainer: Trainer) -> None:
+        if _keep_result(trainer):
+            lab_board.post_finished(membership, trainer.result())
+
     trainers = [Trainer(spec, config, analytic=analytic_for(spec.to_json())) for spec, config in jobs]
     run = LiveRun(trainers, training_slots(), host_limits().max_seconds,
-                  step_budget=step_budget, on_trainer_finished=_keep_result)
+                  step_budget=step_budget, on_trainer_finished=finished)
     session_runs().replace(purpose, run, tag)
     return run.start()
 
@@ -560,11 +568,13 @@ def result_key(spec: PromptSpec, config: TrainConfig) -> str:
     return json.dumps([spec.to_dict(), settings], sort_keys=True)
 
 
-def _keep_result(trainer: Trainer) -> None:
-    """Only a run that completed is shared: a diverged, stopped or failed run is never offered to other
-    sessions as a trained result."""
-    if trainer.snapshot().status == "finished":
-        result_store().put(result_key(trainer.spec, trainer.config), trainer.result(compact=True))
+def _keep_result(trainer: Trainer) -> bool:
+    """Keep a run that completed in the result store (True); a diverged, stopped or failed run is never
+    offered to other sessions as a trained result (False)."""
+    if trainer.snapshot().status != "finished":
+        return False
+    result_store().put(result_key(trainer.spec, trainer.config), trainer.result(compact=True))
+    return True
 
 
 def snapshot_from_result(result: dict) -> Snapshot:

@@ -88,7 +88,7 @@ missing = [(spec, config) for (_, spec, config), key in zip(jobs, tag) if store.
 
 
 def train() -> None:  # runs before the next page run, with the settings shown when it was pressed
-    lab_ui.start_run(PURPOSE, missing, tag)
+    lab_ui.start_run(PURPOSE, missing, tag, post_to_board=False)   # short check runs: not a class's results
 
 
 def stop() -> None:

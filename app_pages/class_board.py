@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
+from functools import partial
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import numpy as np
@@ -22,7 +23,7 @@ from gla_core.spec import list_presets
 REFRESH_SECONDS = 5          # how often the board reads new runs while the page is open
 JOIN_PARAM = "join"          # ?join=CODE: the class link students open
 VIEW_PARAM = "board"         # ?board=CODE: the board alone, for a projector or a second screen
-TEACHER_PARAM = "teacher"    # ?board=CODE&teacher=KEY: the teacher's link, reopening the class's controls
+TEACHER_PARAM = "teacher_key"   # ?board=CODE&teacher_key=KEY: the teacher's link, reopening the class's controls
 URL_PATH = "board"           # this page's url_path in app.py
 
 
@@ -55,18 +56,18 @@ def weights_figure(records: list[dict], title: str) -> go.Figure:
     target = np.asarray(records[0]["analytic"][target_key]["omega"], dtype=float)
     example = np.arange(1, len(target) + 1)
     fig = go.Figure()
-    trained = figures.QUANTITIES["trained"]
-    for index, record in enumerate(records):
-        induced = figures.same_gauge(record["induced"], target)
-        fig.add_scatter(x=example, y=_mean_over_coordinates(induced), mode="lines", opacity=0.4,
-                        line={"color": trained.colour, "width": 1.5}, name=f"trained runs ({len(records)})",
-                        legendgroup="trained", showlegend=index == 0, hovertext=record.get("student", ""))
     for key in dict.fromkeys(("optimal", target_key)):    # the optimum, and the reachable one when it differs
         omega = np.asarray(records[0]["analytic"][key]["omega"], dtype=float)
         quantity = figures.QUANTITIES[key]
         fig.add_scatter(x=example, y=_mean_over_coordinates(figures.same_gauge(omega, omega)), mode="lines+markers",
                         line={"color": quantity.colour, "dash": quantity.dash, "width": 3},
                         marker={"symbol": quantity.symbol, "size": 7}, name=quantity.label)
+    trained = figures.QUANTITIES["trained"]
+    for index, record in enumerate(records):   # drawn over the theory: thin lines, each run visible
+        induced = figures.same_gauge(record["induced"], target)
+        fig.add_scatter(x=example, y=_mean_over_coordinates(induced), mode="lines", opacity=0.4,
+                        line={"color": trained.colour, "width": 1.5}, name=f"trained runs ({len(records)})",
+                        legendgroup="trained", showlegend=index == 0, hovertext=record.get("student", ""))
     fig.update_layout(title={"text": title, "x": 0.0}, template="plotly_white", height=340,
                       margin={"l": 60, "r": 20, "t": 50, "b": 40}, legend={"orientation": "h", "y": -0.25},
                       xaxis_title="example (prompt order, the query after the last)",
@@ -86,17 +87,18 @@ def spread_figure(groups: list[tuple[str, list[dict]]]) -> go.Figure:
                                  marker={"color": trained.colour, "size": 7}, line={"color": trained.colour},
                                  fillcolor="rgba(0,0,0,0)", hovertext=names, name=name, showlegend=False),
                           row=1, col=col)
-    for key in ("linear_attention", "reachable", "optimal"):
-        xs, ys = [], []
-        for name, records in groups:
-            analytic_key = board.GATING_TARGET[records[0]["gating"]] if key == "reachable" else key
-            xs.append(name)
-            ys.append(records[0]["analytic"][analytic_key]["risk"])
-        quantity = figures.QUANTITIES["scalar_gla" if key == "reachable" else key]
-        label = "best this gating can reach" if key == "reachable" else quantity.label
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=label,
-                                 marker={"symbol": "line-ew-open", "size": 44, "color": quantity.colour,
-                                         "line": {"width": 3, "color": quantity.colour}}), row=1, col=2)
+    for key in ("linear_attention", "scalar_gla", "vector_gla", "optimal"):
+        # linear attention and optimal WPGD for every group; a gated model's best for the groups with its gating
+        marked = [(name, records[0]["analytic"][key]["risk"]) for name, records in groups
+                  if key in ("linear_attention", "optimal") or board.GATING_TARGET[records[0]["gating"]] == key]
+        if not marked:
+            continue
+        quantity = figures.QUANTITIES[key]
+        fig.add_trace(go.Scatter(x=[name for name, _ in marked], y=[risk for _, risk in marked], mode="markers",
+                                 name=quantity.label, marker={"symbol": "line-ew-open", "size": 44,
+                                                              "color": quantity.colour,
+                                                              "line": {"width": 3, "color": quantity.colour}}),
+                      row=1, col=2)
     fig.update_layout(template="plotly_white", height=380, margin={"l": 60, "r": 20, "t": 50, "b": 40},
                       legend={"orientation": "h", "y": -0.15})
     return fig
@@ -268,12 +270,14 @@ def show_board() -> None:
     for name, records in groups:
         reached = sum(board.reached_optimum(record) for record in records)
         label = board.settings_label(records[0])
-        st.plotly_chart(weights_figure(records, f"{name}: {label}"), key=f"board_weights_{name}")
-        st.caption(f"{name}: {reached} of {len(records)} runs at the best risk this gating can reach (within 2 "
-                   "standard errors). Each line is one run's learned weights, scaled like the analytic ones.")
-    st.plotly_chart(spread_figure(groups), key="board_spread")
-    st.caption("Left: how close each run's weights are to the analytic ones in direction (1 = the same up to "
-               "scaling). Right: each run's test risk; marks: the theory's risks for that group's settings.")
+        lab_ui.chart(partial(weights_figure, records, f"{name}: {label}"),
+                     f"{name}: {reached} of {len(records)} runs at the best risk this gating can reach (within 2 "
+                     "standard errors). Each thin line is one run's learned weights, scaled like the analytic "
+                     "ones (per-coordinate weights averaged over the coordinates).", key=f"board_weights_{name}")
+    lab_ui.chart(partial(spread_figure, groups),
+                 "Left: how close each run's weights are to the analytic ones in direction (1 = the same up to "
+                 "scaling). Right: each run's test risk; marks: the theory's risks for that group's settings.",
+                 key="board_spread")
     table = pd.DataFrame(board.table_rows(runs), columns=board.TABLE_COLUMNS)
     st.dataframe(table, hide_index=True, key="board_table", column_config={
         "risk": st.column_config.NumberColumn("risk", format="%.3f"),

@@ -442,12 +442,14 @@ def test_student_joins_by_link_posts_and_withdraws(page_board, results):
     student.run()
     assert "The board: 2 runs" in [element.value for element in student.subheader]
     figure = next(chart for chart in student.get("plotly_chart") if chart.proto.id.endswith("board_weights_G1"))
-    traces = json.loads(figure.proto.spec)["data"]
+    traces = [trace for trace in json.loads(figure.proto.spec)["data"] if trace["name"].startswith("trained")]
+    assert len(traces) == 2
     induced = np.asarray(results["scalar"]["induced_weights"][0], dtype=float)
     target = np.asarray(results["scalar"]["analytic"]["scalar_gla"]["omega"], dtype=float)
     expected = induced * np.sign(induced @ target) / np.abs(induced).max()   # the target's gauge, by hand
     np.testing.assert_allclose(_array(traces[0]["y"]), expected, rtol=1e-12)
-    target_trace = next(trace for trace in traces if trace["name"] == "best scalar-gated GLA")
+    target_trace = next(trace for trace in json.loads(figure.proto.spec)["data"]
+                        if trace["name"] == "best scalar-gated GLA")
     np.testing.assert_allclose(_array(target_trace["y"]), target / np.abs(target).max(), rtol=1e-12)
     withdraw = [button for button in student.button if button.label == "Withdraw"]
     assert len(withdraw) == 2
@@ -501,12 +503,25 @@ def test_a_board_link_shows_the_board_and_a_teacher_link_restores_the_controls(p
     projector = open_board(board=room.code)
     assert "The board: 1 run" in [element.value for element in projector.subheader]
     assert not projector.get("form_submit_button") and "board_teacher" not in projector.session_state
-    wrong = open_board(board=room.code, teacher=page_board.create_class("other").teacher_key)
+    wrong = open_board(board=room.code, teacher_key=page_board.create_class("other").teacher_key)
     assert "teacher link: it does not belong to this class" in wrong.error[0].value
     assert "board_teacher" not in wrong.session_state
-    teacher = open_board(board=room.code, teacher=room.teacher_key)
+    teacher = open_board(board=room.code, teacher_key=room.teacher_key)
     assert teacher.session_state["board_teacher"] == (room.code, room.teacher_key)
-    assert "teacher" not in teacher.query_params                # the key leaves the address bar
+    assert "teacher_key" not in teacher.query_params            # the key leaves the address bar
     assert any(button.label == "Clear board" for button in teacher.button)
-    teacher_link = next(element.value for element in teacher.code if "teacher=" in element.value)
-    assert teacher_link.endswith(f"/board?board={room.code}&teacher={room.teacher_key}")
+    teacher_link = next(element.value for element in teacher.code if "teacher_key=" in element.value)
+    assert teacher_link.endswith(f"/board?board={room.code}&teacher_key={room.teacher_key}")
+
+
+def test_the_teacher_link_works_inside_the_app(page_board):
+    """Through app.py, whose own widgets are bound to the URL too (Teacher mode is ?teacher=...): the
+    board's parameters must not be taken for theirs."""
+    room = page_board.create_class("in the app")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params.update({"board": room.code, "teacher_key": room.teacher_key})
+    at.run()
+    at.switch_page("app_pages/class_board.py").run()
+    assert not at.exception, [error.value for error in at.exception]
+    assert at.session_state["board_teacher"] == (room.code, room.teacher_key)
+    assert dict(at.query_params) == {"board": room.code}

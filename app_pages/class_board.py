@@ -184,6 +184,9 @@ if board_code:
         room = board.get_class(board_code)
     except (board.BoardError, board.BoardUnavailable) as error:
         st.error(str(error))
+        if teacher or membership:   # an expired class: let the tab start afresh
+            st.button("Forget this class", key="board_forget_gone",
+                      on_click=forget_class if teacher else lab_board.leave)
 
 if teacher and room:
     link = page_link(**{JOIN_PARAM: room.code})

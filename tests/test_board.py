@@ -495,6 +495,10 @@ def test_teacher_clears_and_closes_and_the_class_expires(page_board, results):
     student = open_board(join=code)
     assert "this class has expired" in student.error[0].value
     assert "board_class" not in student.session_state
+    teacher.run()
+    assert "this class has expired" in teacher.error[0].value
+    next(button for button in teacher.button if button.label == "Forget this class").click().run()
+    assert "board_teacher" not in teacher.session_state and teacher.get("form_submit_button")
 
 
 def test_a_board_link_shows_the_board_and_a_teacher_link_restores_the_controls(page_board, results):

@@ -10,6 +10,8 @@ import csv
 import io
 import json
 import shlex
+import uuid
+from urllib.parse import urlencode
 from contextlib import nullcontext
 from dataclasses import asdict
 from typing import Any, Callable
@@ -42,6 +44,7 @@ POLL_SECONDS = 1.0          # how often a page refreshes while its run computes 
 LIVE_WALL_SECONDS = 4 * 3600.0  # a live run is limited by its computing time instead (LiveRun)
 LIVE_RUN_PARAM = "training"  # in the URL while the session has a run alive (flag_live_runs)
 LIVE_RUN_FLAGGED = "_live_run_flagged"  # session_state: this session put LIVE_RUN_PARAM in the URL
+PROCESS_TOKEN = uuid.uuid4().hex[:12]   # tells this server process's runs from an earlier one's
 RESULT_CAPACITY = 256       # finished runs kept for every session to reuse
 FIGURE_MEMO = "_figure_memo"  # session_state: chart key -> (fingerprint, figure) last drawn
 CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
@@ -59,9 +62,33 @@ PROJECTOR_CSS = """
 .stApp h1 { font-size: 3rem; }
 .stApp .stMarkdown p, .stApp label p, .stApp .stCaption { font-size: 1.3rem !important; }
 .stApp .katex { font-size: 1.35em; }
+.stApp .katex-display { overflow-x: auto; overflow-y: hidden; padding-bottom: 0.3rem; }
+.stApp .stButton button p, .stApp .stDownloadButton button p { font-size: 1.3rem !important; }
+.stApp .stButton button { min-height: 3rem; }
+.stApp [data-testid="stMetricValue"] { font-size: 2.6rem; }
 </style>
 """
 
+# Plays each replay once by itself, in the browser: a figure with a replay id (figures.training_replay's
+# layout.meta.replay) gets its Play button pressed the first time this tab shows that id. One watcher per
+# tab, polling the page 3 times a second; the ids already played are kept in the tab's sessionStorage.
+AUTOPLAY_SCRIPT = """<script>
+(function () {
+  const host = window.parent || window;
+  if (host.__glaReplayWatcher) return;
+  host.__glaReplayWatcher = host.setInterval(function () {
+    const played = JSON.parse(host.sessionStorage.getItem("gla-played") || "[]");
+    host.document.querySelectorAll(".js-plotly-plot").forEach(function (chart) {
+      const id = chart.layout && chart.layout.meta && chart.layout.meta.replay;
+      const button = chart.querySelector(".updatemenu-button");
+      if (!id || !button || played.includes(id)) return;
+      played.push(id);
+      host.sessionStorage.setItem("gla-played", JSON.stringify(played.slice(-100)));
+      button.dispatchEvent(new MouseEvent("click", {bubbles: true}));
+    });
+  }, 300);
+})();
+</script>"""
 
 # ---------------------------------------------------------------- process-wide resources
 @st.cache_resource
@@ -147,8 +174,9 @@ def teacher_mode() -> bool:
 
 
 def apply_display_mode() -> None:
-    """The styles for hidden controls and, in teacher mode, projector-sized text."""
+    """The styles for hidden controls and, in teacher mode, projector-sized text; the replays' autoplay."""
     st.html(BASE_CSS + (PROJECTOR_CSS if teacher_mode() else ""))
+    st.html(AUTOPLAY_SCRIPT, unsafe_allow_javascript=True, width="content")
 
 
 class Controls:
@@ -162,12 +190,18 @@ class Controls:
 
     def __init__(self, page: str, hideable: dict[str, str]):
         self.hidden: set[str] = set()
+        key = f"hide_{page}"
         if teacher_mode():
             with st.sidebar:
                 self.hidden = set(st.multiselect(
-                    "Hide these controls", options=list(hideable), key=f"hide_{page}", bind="query-params",
+                    "Hide these controls", options=list(hideable), key=key, bind="query-params",
                     help="Hidden controls keep their values; the link keeps the choice. "
                          + "; ".join(f"**{name}**: {label}" for name, label in hideable.items())))
+                st.text_input("Student link", value=student_link(), disabled=False, key=f"student_link_{page}",
+                              help="This page with these settings and these controls hidden, without teacher "
+                                   "mode: copy it for the class.")
+        else:   # a student link: the teacher's choice of hidden controls, without the box that makes it
+            self.hidden = {name for name in st.query_params.get_all(key) if name in hideable}
 
     def group(self, *names: str):
         """A container for a heading or section that is hidden when all of `names` are."""
@@ -184,6 +218,14 @@ class Controls:
             st.warning(f"The link's {key}={literal(repr(from_link))} is not an allowed value for {label.lower()}; "
                        f"showing {literal(value)} instead.")
         return value
+
+
+def student_link() -> str:
+    """The page's address with its settings, less teacher mode (its URL parameter, `teacher`)."""
+    base = (st.context.url or "").split("?")[0]
+    query = [(name, value) for name in st.query_params if name not in ("teacher", LIVE_RUN_PARAM)
+             for value in st.query_params.get_all(name)]
+    return base + ("?" + urlencode(query) if query else "")
 
 
 def _link_value_refused(from_link: str, value: Any) -> bool:
@@ -435,10 +477,24 @@ def chart(recipe: Callable[[], go.Figure], description: str, key: str) -> None:
     if key not in memo or memo[key][0] != fingerprint:
         figure = recipe()
         if teacher_mode():
-            figure.update_layout(font={"size": 18}, height=int((figure.layout.height or 360) * 1.2))
+            enlarge_for_projector(figure)
         memo[key] = (fingerprint, figure)
     st.plotly_chart(memo[key][1], config=CHART_CONFIG, key=key, width="stretch", alt=description)
     st.caption(description)
+
+
+def enlarge_for_projector(figure: go.Figure) -> None:
+    """Teacher mode: every text of a chart at projector size. Ticks, legends, subplot titles and the
+    replay's buttons are set one by one, since Streamlit's chart theme gives them sizes of their own."""
+    figure.update_layout(font={"size": 18}, legend={"font": {"size": 17}}, title={"font": {"size": 21}},
+                         height=int((figure.layout.height or 360) * 1.2))
+    figure.update_xaxes(tickfont={"size": 16}, title_font={"size": 17})
+    figure.update_yaxes(tickfont={"size": 16}, title_font={"size": 17})
+    figure.update_annotations(font={"size": 18})
+    for menu in figure.layout.updatemenus or ():
+        menu.font = {"size": 16}
+    for slider in figure.layout.sliders or ():
+        slider.font, slider.currentvalue.font = {"size": 15}, {"size": 17}
 
 
 def _fingerprint(recipe: Callable[[], go.Figure], *context: Any) -> str:
@@ -519,27 +575,10 @@ def untrained(spec: PromptSpec, config: TrainConfig) -> dict:
     return untrained_for(spec.to_json(), json.dumps(asdict(config), sort_keys=True))
 
 
-def autoplay_once(container_key: str, run_id: Any) -> None:
-    """Press the replay's Play button in the chart inside st.container(key=container_key), once per
-    run_id in this browser tab: the replay then runs in the browser by itself, and a page rerun (or a
-    second chart refresh) does not start it again."""
-    token = json.dumps(f"{container_key}:{run_id}")
-    st.html(f"""<script>
-(function () {{
-  const token = {token}, key = "gla-played";
-  const played = JSON.parse(window.sessionStorage.getItem(key) || "[]");
-  if (played.includes(token)) return;
-  let tries = 0;
-  const timer = window.setInterval(function () {{
-    const button = window.parent.document.querySelector(".st-key-{container_key} .updatemenu-button");
-    if (button || ++tries > 100) window.clearInterval(timer);
-    if (!button) return;
-    played.push(token);
-    window.sessionStorage.setItem(key, JSON.stringify(played.slice(-50)));
-    button.dispatchEvent(new MouseEvent("click", {{bubbles: true}}));
-  }}, 100);
-}})();
-</script>""", unsafe_allow_javascript=True, width="content")
+def replay_id(*parts: Any) -> str:
+    """The id a replay figure carries (figures' replay_id): the browser plays each id by itself once. It
+    holds this server process's own token, since run ids start again at 1 when the server restarts."""
+    return json.dumps([PROCESS_TOKEN, *parts], sort_keys=True, default=str)
 
 
 # ---------------------------------------------------------------- runs

@@ -112,12 +112,11 @@ def draw(run) -> None:
     with st.container(key="replay_layers"):
         lab_ui.chart(partial(figures.layer_weights, [frame["induced_weights"] for frame in frames], spec.example_task,
                              [frame["step"] for frame in frames], replay,
-                             title=f"Induced weights of every layer ({deepest}-layer model)"),
+                             title=f"Induced weights of every layer ({deepest}-layer model)",
+                             replay_id=lab_ui.replay_id("depth", keys[deepest] if deepest in earlier else run.id)),
                      "The weight the query gives each example in each layer (gate products of that layer, largest "
                      "= 1; the mean over coordinates for vector gates), coloured by task."
                      + (" Play replays the training from the untrained model." if replay else ""), key="layer_weights")
-    if replay:
-        lab_ui.autoplay_once("replay_layers", keys[deepest] if deepest in earlier else run.id)
 
 
 lab_ui.live_panel(run if same_settings else None, draw)

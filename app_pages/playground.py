@@ -156,12 +156,12 @@ def draw(run) -> None:
     delimiters = "Dotted lines: delimiter tokens. " if shown_spec.delimiter_width and not per_coordinate else ""
     with st.container(key="replay_weights"):
         lab_ui.chart(partial(figures.training_replay, shown_spec.example_task, references, frames, risks,
-                             shown_config.steps, show_theory, replay),
+                             shown_config.steps, show_theory, replay,
+                             replay_id=lab_ui.replay_id("playground", run.id if run_on_screen else
+                                                        lab_ui.result_key(spec, config))),
                      state + weights_words + theory_words + delimiters
                      + "Below: the test risk (± standard error) and the cosine, with the step on screen circled.",
                      key="weights_chart")
-    if replay:
-        lab_ui.autoplay_once("replay_weights", run.id if run_on_screen else lab_ui.result_key(spec, config))
     if per_coordinate and show_theory:
         lab_ui.chart(partial(figures.weight_maps, shown_spec.example_task, {target_key: analytic[target_key]["omega"]}),
                      f"The {target.label} weights, per example and key coordinate, scaled so the largest is 1.",

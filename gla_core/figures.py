@@ -157,7 +157,8 @@ REPLAY_SPEEDS = {"slow": 600, "normal": 200, "fast": 60}   # milliseconds per fr
 
 def training_replay(example_task: Sequence[int], references: Mapping[str, Sequence], frames: Sequence[Mapping],
                     analytic_risks: Mapping[str, float], total_steps: int, show_theory: bool = True,
-                    animate: bool = True, layer: int = 0, title: str = "What the gates learn") -> go.Figure:
+                    animate: bool = True, layer: int = 0, title: str = "What the gates learn",
+                    replay_id: str | None = None) -> go.Figure:
     """The trained model's weights (layer `layer`), test risk and cosine through training, as one figure
     whose animation frames replay the run in the browser (Play, Pause, a speed choice and a step slider;
     no server round trip).
@@ -167,6 +168,7 @@ def training_replay(example_task: Sequence[int], references: Mapping[str, Sequen
     QUANTITIES key -> analytic weights (n,) or (n, d), the first being the model's target, which fixes the
     induced weights' gauge. show_theory False leaves out every analytic marker and line and the cosine,
     so a class can predict first. animate False: no frames or controls (a run still computing).
+    replay_id: kept as layout.meta.replay, for a front end that plays each replay once by itself.
 
     Rows: weights (bars by task; for (n, d) weights a heatmap, key coordinates as rows), risk, cosine.
     """
@@ -234,6 +236,8 @@ def training_replay(example_task: Sequence[int], references: Mapping[str, Sequen
     fig.update_layout(bargap=0.15, barmode="group")
     if animate and len(frames) > 1:
         _add_replay(fig, frames, weights, moving_count, per_coordinate, show_theory, title, total_steps)
+        if replay_id is not None:
+            fig.update_layout(meta={"replay": replay_id})
     return fig
 
 
@@ -313,10 +317,11 @@ def weight_maps(example_task: Sequence[int], maps: Mapping[str, Sequence],
 
 def layer_weights(weights_frames: Sequence[Sequence[Sequence]], example_task: Sequence[int],
                   steps: Sequence[int] | None = None, animate: bool = False,
-                  title: str = "Induced weights of every layer") -> go.Figure:
+                  title: str = "Induced weights of every layer", replay_id: str | None = None) -> go.Figure:
     """One panel per layer: the query's weight on each example (scalar weights, or the mean over key
     coordinates for vector gates), bars coloured by task. weights_frames[f][layer]: a frame's weights
-    per layer; the last frame is drawn, and with animate every frame (named by `steps`) replays."""
+    per layer; the last frame is drawn, and with animate every frame (named by `steps`) replays
+    (replay_id as in training_replay)."""
     def per_example(weights) -> np.ndarray:
         weights = np.asarray(weights, dtype=float)
         return weights.mean(axis=1) if weights.ndim == 2 else weights
@@ -340,6 +345,8 @@ def layer_weights(weights_frames: Sequence[Sequence[Sequence]], example_task: Se
                       for frame, step in zip(frames, steps)]
         fig.update_layout(height=fig.layout.height + 170, margin={"t": 130, "b": 170}, legend={"y": -0.3})
         _replay_controls(fig, steps, slider_y=-(110 / (fig.layout.height - 270)))
+        if replay_id is not None:
+            fig.update_layout(meta={"replay": replay_id})
     return fig
 
 

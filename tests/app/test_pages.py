@@ -269,6 +269,28 @@ def test_teacher_mode_offers_controls_to_hide():
     assert at.toggle(key="teacher").value is True
     assert at.multiselect(key="hide_playground").value == ["training"]
     assert not at.exception
+    link = at.text_input(key="student_link_playground").value
+    assert "hide_playground=training" in link and "teacher" not in link
+
+
+def hidden_blocks(node) -> set[str]:
+    """Keys of the blocks the page hides (st.container(key="hidden_..."), display: none by BASE_CSS)."""
+    found = set()
+    for child in getattr(node, "children", {}).values():
+        block_id = getattr(getattr(child, "proto", None), "id", "")
+        if isinstance(block_id, str) and "-hidden_" in block_id:
+            found.add(block_id.split("-hidden_", 1)[1])
+        found |= hidden_blocks(child)
+    return found
+
+
+def test_a_student_link_hides_the_teachers_choice_without_the_box():
+    at = open_page("playground", hide_playground="training")
+    assert not at.multiselect                                    # no "Hide these controls" box
+    assert {"steps", "lr", "batch", "seed", "device"} <= hidden_blocks(at._tree)
+    assert "d" not in hidden_blocks(at._tree)                     # only what the teacher chose
+    assert at.select_slider(key="steps").value == 100            # a hidden control still works
+    assert not hidden_blocks(open_page("playground")._tree)
 
 
 def bars_of(figure: dict) -> np.ndarray:

@@ -27,7 +27,6 @@ from gla_core.limits import host_limits
 from gla_core.sampling import DELIMITER, EXAMPLE, layout
 from gla_core.session import LiveRun, ResultStore, TrainingSlots
 from gla_core.spec import DELIMITERS, PromptSpec, SpecError, list_presets, load_preset
-from gla_core.figures import QUANTITIES
 from gla_core.train import (ANALYTIC_KEY, GATINGS, Snapshot, TrainConfig, Trainer, training_memory_bytes,
                             untrained_frame)
 

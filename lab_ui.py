@@ -7,8 +7,10 @@ process-wide settings below are made exactly once.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import re
 import shlex
 import uuid
 from urllib.parse import urlencode
@@ -209,11 +211,14 @@ class Controls:
 
     def __call__(self, widget: Callable, label: str, key: str, hide_as: str | None = None, **kwargs) -> Any:
         hidden = (hide_as or key) in self.hidden
-        from_link = st.query_params.get(key)
+        from_link, repeated = st.query_params.get(key), st.query_params.get_all(key)   # before the widget rewrites them
         with st.container(key=f"hidden_{key}") if hidden else nullcontext():
             value = widget(label, key=key, bind="query-params", **kwargs)
+        if len(repeated) > 1 and widget is not st.multiselect:
+            st.warning(f"The link gives {key} {len(repeated)} times ({literal(', '.join(map(repr, repeated)))}); "
+                       f"a setting takes one value: showing {literal(value)}.")
         # Streamlit drops a link value the widget cannot take and shows its default: say so.
-        if from_link is not None and _link_value_refused(from_link, value):
+        elif from_link is not None and _link_value_refused(from_link, value):
             st.warning(f"The link's {key}={literal(repr(from_link))} is not an allowed value for {label.lower()}; "
                        f"showing {literal(value)} instead.")
         return value
@@ -444,6 +449,7 @@ def on_phone() -> bool:
 # ---------------------------------------------------------------- messages and charts
 # Every character Markdown (CommonMark, GitHub's autolinks, Streamlit's $math$, :emoji: and :colour[...])
 # gives a meaning to; a backslash before each shows it as itself.
+WORD_JOINER = "\u2060"
 MARKDOWN_SPECIALS = frozenset("\\`*_{}[]()<>#+-.!|$~:=&\"'^")
 
 
@@ -451,6 +457,10 @@ def literal(text: Any) -> str:
     """Text that came from a user (a URL value, a typed list, an error message quoting them) made safe to
     put inside Markdown: it shows exactly as typed, never as a link, an image, a formula or markup."""
     escaped = "".join("\\" + char if char in MARKDOWN_SPECIALS else char for char in str(text))
+    # GitHub's autolinks ignore escapes: an invisible word joiner after "www", "@" and "://"'s colon keeps
+    # an address from becoming a link (or an image fetch) while it reads the same.
+    for trigger in ("www", "@", "\\:"):
+        escaped = re.sub(re.escape(trigger), lambda match: match.group(0) + WORD_JOINER, escaped, flags=re.IGNORECASE)
     return escaped.replace("\n", " ")
 
 
@@ -595,9 +605,16 @@ def start_run(purpose: str, jobs: list[tuple[PromptSpec, TrainConfig]], tag: Any
 
     trainers = [Trainer(spec, config, analytic=analytic_for(spec.to_json())) for spec, config in jobs]
     run = LiveRun(trainers, training_slots(), host_limits().max_seconds,
-                  step_budget=step_budget, on_trainer_finished=finished)
+                  step_budget=step_budget, on_trainer_finished=finished, group=browser_id())
     session_runs().replace(purpose, run, tag)
     return run.start()
+
+
+def browser_id() -> str | None:
+    """Which browser this session is in: tabs of one browser share Streamlit's XSRF cookie (hashed here,
+    never kept), so one browser's tabs share one place at the head of the training line (TrainingSlots)."""
+    cookie = (st.context.cookies or {}).get("_streamlit_xsrf")
+    return hashlib.sha256(cookie.encode()).hexdigest()[:16] if cookie else None
 
 
 def result_key(spec: PromptSpec, config: TrainConfig) -> str:
@@ -670,7 +687,9 @@ def status_line(run: LiveRun) -> None:
     if phase == "waiting":
         capacity, ahead = host_limits().max_concurrent_runs, run.runs_ahead()
         line = f"{ahead} run{'s' if ahead != 1 else ''} ahead of yours" if ahead else "yours is next"
-        st.info(f"Waiting for a free training slot{position} — {line}; the server trains {capacity} "
+        wait = run.wait_estimate()
+        when = f" (about {wait:.0f} s)" if np.isfinite(wait) else ""
+        st.info(f"Waiting for a free training slot{position} — {line}{when}; the server trains {capacity} "
                 f"model{'s' if capacity != 1 else ''} at a time. It starts by itself.",
                 icon=":material/hourglass_top:")
         return
@@ -678,7 +697,9 @@ def status_line(run: LiveRun) -> None:
     seconds = run.active_seconds()
     if phase == "running":
         left = seconds / snapshot.step * (snapshot.total_steps - snapshot.step) if snapshot.step else float("nan")
-        when = f"about {left:.0f} s left" if np.isfinite(left) else "estimating time left"
+        limit_left = run.max_active_seconds - seconds     # the host's time limit stops the model sooner
+        when = ("estimating time left" if not np.isfinite(left) else f"about {left:.0f} s left" if left <= limit_left
+                else f"the time limit stops it in about {max(limit_left, 0):.0f} s")
         text = f"Training{position}: step {snapshot.step} of {snapshot.total_steps} · {when}"
     elif phase == "paused":
         text = (f"Paused at step {snapshot.step} of {snapshot.total_steps} — Step for {STEP_SIZE} more, "

@@ -92,6 +92,12 @@ def draw(run) -> None:
     if earlier:
         st.caption(f"Models with {lab_ui.layer_list(earlier)} were trained earlier on this server with these "
                    "settings, not by this run: press **Train again** to train them live.")
+    if same_settings:
+        for index, reason in run.limit_reasons.items():
+            trainer = run.trainers[index]
+            st.warning(f"The {trainer.config.layers}-layer model stopped at step {trainer.snapshot().step} of "
+                       f"{trainer.config.steps}: {reason}. Its risk is from the steps it made.",
+                       icon=":material/timer:")
     for layers, step in diverged.items():
         st.error(f"The {layers}-layer model diverged at step {step}: it has no result. Lower the learning rate.",
                  icon=":material/error:")

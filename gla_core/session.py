@@ -33,10 +33,13 @@ _run_ids = itertools.count(1)
 
 
 class TrainingSlots:
-    """At most `capacity` runs compute at once; the others wait in line, first come first served.
+    """At most `capacity` runs compute at once; the others wait in line, first come first served, except
+    that one browser holds at most one slot while someone else waits.
 
-    Owners are any hashable objects (LiveRuns). try_take() joins the line and takes a slot when one is
-    free and the owner is first; leave() gives the slot back or leaves the line. Thread-safe.
+    Owners are any hashable objects (LiveRuns), each of a `group` (its browser: tabs of one browser share a
+    group; None: a group of its own). try_take() joins the line and takes a slot when one is free and the
+    owner is the first in line whose group holds no slot (or simply first, when every owner waiting is of a
+    group that already computes); leave() gives the slot back or leaves the line. Thread-safe.
     """
 
     def __init__(self, capacity: int):
@@ -44,25 +47,32 @@ class TrainingSlots:
             raise ValueError(f"capacity: must be at least 1, got {capacity}")
         self.capacity = capacity
         self._lock = threading.Lock()
-        self._holders: set = set()
-        self._line: list = []            # owners waiting, in the order they came
+        self._holders: dict = {}         # owner -> group
+        self._line: list = []            # (owner, group) waiting, in the order they came
 
-    def try_take(self, owner) -> bool:
+    def try_take(self, owner, group=None) -> bool:
         with self._lock:
             if owner in self._holders:
                 return True
-            if owner not in self._line:
-                self._line.append(owner)
-            if len(self._holders) < self.capacity and self._line[0] == owner:
-                self._holders.add(self._line.pop(0))
+            if owner not in (waiting for waiting, _ in self._line):
+                self._line.append((owner, group))
+            if len(self._holders) < self.capacity and self._next_locked() == owner:
+                self._line = [(waiting, g) for waiting, g in self._line if waiting != owner]
+                self._holders[owner] = group
                 return True
             return False
 
+    def _next_locked(self):
+        computing = {group for group in self._holders.values() if group is not None}
+        for owner, group in self._line:
+            if group is None or group not in computing:
+                return owner
+        return self._line[0][0] if self._line else None
+
     def leave(self, owner) -> None:
         with self._lock:
-            self._holders.discard(owner)
-            if owner in self._line:
-                self._line.remove(owner)
+            self._holders.pop(owner, None)
+            self._line = [(waiting, group) for waiting, group in self._line if waiting != owner]
 
     def waiting(self) -> int:
         with self._lock:
@@ -71,20 +81,28 @@ class TrainingSlots:
     def ahead_of(self, owner) -> int:
         """How many runs wait in line before `owner` (0 when it is first, or not in line)."""
         with self._lock:
-            return self._line.index(owner) if owner in self._line else 0
+            owners = [waiting for waiting, _ in self._line]
+            return owners.index(owner) if owner in owners else 0
+
+    def holders(self) -> list:
+        with self._lock:
+            return list(self._holders)
 
 
 class LiveRun:
     """One or more trainers run in order in the background, with pause, step, resume and stop."""
 
     def __init__(self, trainers: Sequence[Trainer], slots: TrainingSlots, max_active_seconds: float,
-                 step_budget: int | None = None, on_trainer_finished: Callable[[Trainer], None] | None = None):
+                 step_budget: int | None = None, on_trainer_finished: Callable[[Trainer], None] | None = None,
+                 group=None):
         if not trainers:
             raise ValueError("trainers: give at least one trainer")
         self.id = next(_run_ids)
         self.trainers = list(trainers)
         self.max_active_seconds = max_active_seconds
         self.reason = ""                  # why the run ended early, when the trainers cannot tell
+        self.limit_reasons: dict[int, str] = {}   # trainer index -> why the time limit stopped that model
+        self.group = group                # the browser this run came from (TrainingSlots' fairness)
         self.version = 0                  # bumped on every pause and at the end
         self._slots = slots
         self._on_trainer_finished = on_trainer_finished
@@ -123,6 +141,32 @@ class LiveRun:
     def runs_ahead(self) -> int:
         """While waiting for a slot: how many runs are in line before this one."""
         return self._slots.ahead_of(self)
+
+    def seconds_left(self) -> float:
+        """About how many seconds of computing this run still needs, all its models (the current one's
+        pace so far, each model capped by the time limit); nan before its first step."""
+        with self._condition:
+            index, active = min(self._index, len(self.trainers) - 1), self._active_seconds_locked()
+        snapshot = self.trainers[index].snapshot()
+        if snapshot.step == 0:
+            return float("nan")
+        per_step = active / snapshot.step
+        current = min(per_step * (snapshot.total_steps - snapshot.step), max(self.max_active_seconds - active, 0.0))
+        later = sum(min(per_step * trainer.config.steps, self.max_active_seconds)
+                    for trainer in self.trainers[index + 1:])
+        return current + later
+
+    def wait_estimate(self) -> float:
+        """While waiting: about how many seconds until this run starts, from what the runs computing now
+        still need, plus, for each run ahead in line, what a computing run needs in all; nan while nothing
+        computing has made a step yet."""
+        paces = [(run.seconds_left(), run.active_seconds()) for run in self._slots.holders()
+                 if isinstance(run, LiveRun) and run is not self]
+        paces = [(left, done) for left, done in paces if left == left]     # nan: no step yet
+        if not paces:
+            return float("nan")
+        whole_run = sum(left + done for left, done in paces) / len(paces)
+        return (sum(left for left, _ in paces) + self.runs_ahead() * whole_run) / self._slots.capacity
 
     def active_seconds(self) -> float:
         """Seconds the current trainer has spent computing (pauses and slot waits left out)."""
@@ -210,8 +254,11 @@ class LiveRun:
         with self._condition:
             while not self._stopped:
                 if self._active_seconds_locked() > self.max_active_seconds:
-                    self._stopped = True
-                    self.reason = f"time limit: stopped after {self.max_active_seconds:g} s of training"
+                    # This model stops; the next one (Depth trains several) gets its own time.
+                    self.limit_reasons[self._index] = (f"time limit: stopped after {self.max_active_seconds:g} s "
+                                                       "of training")
+                    if len(self.trainers) == 1:
+                        self.reason = self.limit_reasons[self._index]
                     self.current.stop_requested.set()
                     return
                 if self._budget == 0:
@@ -221,7 +268,7 @@ class LiveRun:
                     continue
                 if not self._holds_slot:
                     self._set_phase("waiting")
-                    if not self._slots.try_take(self):
+                    if not self._slots.try_take(self, self.group):
                         self._condition.wait(SLOT_POLL_SECONDS)
                         continue
                     self._holds_slot = True

@@ -147,3 +147,34 @@ def test_result_store_drops_the_least_recently_used():
     assert store.get("a") == {"risk": 1}   # a is now the most recent
     store.put("c", {"risk": 3})
     assert store.get("b") is None and store.get("a") is not None and store.get("c") is not None
+
+
+def test_one_browser_may_take_a_second_slot_only_when_nobody_else_waits():
+    slots = TrainingSlots(2)
+    assert slots.try_take("tab 1", group="browser A")
+    assert slots.try_take("tab 2", group="browser A"), "a free slot and nobody else waiting: it may take it"
+
+
+def test_the_line_skips_a_browser_that_computes_in_favour_of_one_that_does_not():
+    slots = TrainingSlots(2)
+    assert slots.try_take("a1", group="A") and slots.try_take("c1", group="C")
+    assert not slots.try_take("a2", group="A") and not slots.try_take("b1", group="B")   # both wait, a2 first
+    slots.leave("c1")
+    assert not slots.try_take("a2", group="A"), "a2 is first in line, but its browser holds a slot"
+    assert slots.try_take("b1", group="B")
+    slots.leave("a1")
+    assert slots.try_take("a2", group="A")
+
+
+def test_each_model_gets_its_own_time_limit_and_a_waiting_run_an_estimate():
+    slots = TrainingSlots(1)
+    run = LiveRun([tiny_trainer(steps=100_000), tiny_trainer(steps=100_000)], slots, max_active_seconds=0.5).start()
+    waiting = LiveRun([tiny_trainer()], slots, max_active_seconds=WAIT).start()
+    deadline = time.monotonic() + WAIT
+    while run.current.snapshot().step < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    estimate = waiting.wait_estimate()
+    assert 0 < estimate <= 2 * 0.5 + 0.5, estimate      # what is left of two models capped at 0.5 s each
+    assert run.join(WAIT) and waiting.join(WAIT)
+    assert [trainer.snapshot().step > 0 for trainer in run.trainers] == [True, True], "the second model ran too"
+    assert sorted(run.limit_reasons) == [0, 1] and run.limit_reasons[1].startswith("time limit")

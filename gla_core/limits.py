@@ -27,6 +27,11 @@ from typing import Mapping
 
 from .spec import MAX_TOKENS
 
+# The largest training a GLA Lab run can ask for at all: TrainConfig's ranges, and the ceilings of the
+# host's GLA_MAX_STEPS and GLA_MAX_BATCH (one owner, so the two cannot disagree).
+MAX_STEPS = 100_000
+MAX_BATCH = 8192
+
 
 class LimitError(ValueError):
     """A host limit variable holds a bad value. `variable` names it, e.g. 'GLA_MAX_STEPS'."""
@@ -54,13 +59,13 @@ class LimitInfo:
 LIMITS: tuple[LimitInfo, ...] = (
     LimitInfo("max_concurrent_runs", "GLA_MAX_CONCURRENT_RUNS", 2, 1, 64, int,
               "trainings running at once in one server process; further runs wait"),
-    LimitInfo("max_steps", "GLA_MAX_STEPS", 5000, 1, 1_000_000, int,
+    LimitInfo("max_steps", "GLA_MAX_STEPS", 5000, 1, MAX_STEPS, int,
               "optimiser steps in one training run"),
     LimitInfo("max_seconds", "GLA_MAX_SECONDS", 120.0, 1.0, 86_400.0, float,
               "seconds of computing one training run may take before it is stopped (waiting and pauses do not count)"),
     LimitInfo("max_tokens", "GLA_MAX_TOKENS", 2048, 1, MAX_TOKENS, int,
               f"tokens in one prompt (never above the spec's own cap of {MAX_TOKENS})"),
-    LimitInfo("max_batch", "GLA_MAX_BATCH", 256, 1, 4096, int,
+    LimitInfo("max_batch", "GLA_MAX_BATCH", 256, 1, MAX_BATCH, int,
               "prompts in one training batch"),
     LimitInfo("max_run_memory_mb", "GLA_MAX_RUN_MEMORY_MB", 1024, 64, 1_048_576, int,
               "megabytes one training step may hold for its activations; a larger run is refused, with the batch "

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .gla import GATINGS, MAX_LAYERS, GLAConfig, GLAModel
+from .limits import MAX_BATCH, MAX_STEPS
 from .sampling import PromptSampler, Prompts
 from .spec import PromptSpec, SpecError
 from .theory import solve
@@ -94,8 +95,8 @@ class TrainConfig:
         if self.device == "cuda" and not torch.cuda.is_available():
             raise SpecError("device", "cuda was asked for but no CUDA device is available (use auto or cpu)")
         check_int("layers", 1, MAX_LAYERS)
-        check_int("steps", 1, 100_000)
-        check_int("batch", 1, 8192)
+        check_int("steps", 1, MAX_STEPS)
+        check_int("batch", 1, MAX_BATCH)
         check_int("seed", 0, 2**31 - 1)
         check_int("test_size", 0, 65536)
         check_int("eval_every", 1, 100_000)

@@ -58,14 +58,14 @@ def test_tokens_never_exceed_the_spec_cap():
 @pytest.mark.parametrize("variable,value,expected", [
     ("GLA_MAX_CONCURRENT_RUNS", "0", "from 1 to 64"),
     ("GLA_MAX_CONCURRENT_RUNS", "two", "whole number from 1 to 64"),
-    ("GLA_MAX_STEPS", "-5", "from 1 to 1000000"),
+    ("GLA_MAX_STEPS", "-5", "from 1 to 100000"),
     ("GLA_MAX_STEPS", "1e3", "whole number"),
     ("GLA_MAX_STEPS", "2.5", "whole number"),
     ("GLA_MAX_SECONDS", "0", "from 1 to 86400"),
     ("GLA_MAX_SECONDS", "nan", "number of seconds"),
     ("GLA_MAX_SECONDS", "inf", "number of seconds"),
     ("GLA_MAX_SECONDS", "soon", "number of seconds"),
-    ("GLA_MAX_BATCH", "100000", "from 1 to 4096"),
+    ("GLA_MAX_BATCH", "100000", "from 1 to 8192"),
 ])
 def test_bad_values_name_the_variable_and_range(variable, value, expected):
     with pytest.raises(LimitError) as caught:

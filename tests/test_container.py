@@ -161,6 +161,8 @@ def test_streamlit_config_suits_a_hosted_class():
     assert server["maxUploadSize"] <= 1
     assert config["browser"]["gatherUsageStats"] is False
     assert config["client"]["toolbarMode"] in ("viewer", "minimal")
+    # visitors see a generic message for an uncaught exception, never its type, text or traceback
+    assert config["client"]["showErrorDetails"] == "none"
     assert config["theme"]["primaryColor"].upper() == "#0072B2"
 
 
@@ -249,13 +251,15 @@ def podman(*args: str, timeout: float = 60.0, check: bool = True) -> subprocess.
 
 
 class Container:
-    """One `podman run -d` of the image, reachable at url; `env` adds -e NAME=value."""
+    """One `podman run -d` of the image, reachable at url; `env` adds -e NAME=value, `network` picks
+    podman's network (default: its bridge)."""
 
-    def __init__(self, env: dict[str, str] | None = None):
+    def __init__(self, env: dict[str, str] | None = None, network: str | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.name = f"gla-image-test-{os.getpid()}-{self.port}"
         env_args = [arg for name, value in (env or {}).items() for arg in ("-e", f"{name}={value}")]
+        env_args += ["--network", network] if network else []
         podman("run", "-d", "--name", self.name, "--label", IMAGE_LABEL, "--read-only", "--tmpfs", "/tmp",
                "-p", f"127.0.0.1:{self.port}:8501", *env_args, IMAGE)
         self.started = time.monotonic()
@@ -391,19 +395,22 @@ def test_image_keeps_the_class_board_in_sqlite_on_its_writable_mount(container):
 
 
 @needs_image
-@pytest.mark.skipif(not os.environ.get("GLA_IMAGE_DATABASE_URL"),
-                    reason="GLA_IMAGE_DATABASE_URL: a PostgreSQL server the container can reach")
+@pytest.mark.skipif(not os.environ.get("GLA_TEST_DATABASE_URL"),
+                    reason="GLA_TEST_DATABASE_URL: the PostgreSQL server CI starts for the board's tests")
 def test_image_keeps_the_class_board_in_postgresql():
-    """GLA_DATABASE_URL as several replicas would set it; the class is then read back from the host."""
+    """GLA_DATABASE_URL as several replicas would set it; the class is then read back from the host.
+    CI's server listens on the host's loopback, which slirp4netns shows the container as 10.0.2.2."""
     import psycopg
 
-    running = Container(env={"GLA_DATABASE_URL": os.environ["GLA_IMAGE_DATABASE_URL"]})
+    host_url = os.environ["GLA_TEST_DATABASE_URL"]
+    container_url = re.sub(r"@(127\.0\.0\.1|localhost)([:/])", r"@10.0.2.2\2", host_url)
+    running = Container(env={"GLA_DATABASE_URL": container_url}, network="slirp4netns:allow_host_loopback=true")
     try:
         running.wait_healthy()
         answer = board_round_trip(running)
     finally:
         running.remove()
-    with psycopg.connect(os.environ["GLA_TEST_DATABASE_URL"]) as connection:
+    with psycopg.connect(host_url) as connection:
         row = connection.execute("SELECT title FROM board_classes WHERE code = %s", (answer["code"],)).fetchone()
     assert row == ("Image test",)
 

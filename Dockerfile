@@ -2,7 +2,7 @@
 #   CPU (default):  docker build -t gla-lab .
 #   NVIDIA GPU:     docker build --build-arg TORCH_VARIANT=cuda -t gla-lab:gpu .
 #   run:            docker run --rm -p 8501:8501 gla-lab          (add --gpus all for the GPU image)
-#   no Docker engine or registry: scripts/image-base, then buildah (docs/deploy.md, "The image without Docker")
+#   no Docker:      buildah build --layers --format docker -t gla-lab .   (no registry: docs/deploy.md)
 # Runs as a non-root user and works with --read-only --tmpfs /tmp (everything it writes goes to /tmp).
 
 # The base: the official Python image. BASE_IMAGE swaps in another Python 3.11 with pip on PATH (CI builds on

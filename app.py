@@ -13,6 +13,7 @@ st.set_page_config(page_title="GLA Lab", page_icon=":material/call_split:", layo
 
 PAGES = [
     st.Page("app_pages/home.py", title="Home: gating is weighting", icon=":material/home:", default=True),
+    st.Page("app_pages/lesson.py", title="Lesson: predict, then check", icon=":material/school:", url_path="lesson"),
     st.Page("app_pages/playground.py", title="Playground", icon=":material/science:", url_path="playground"),
     st.Page("app_pages/landscape.py", title="Landscape", icon=":material/landscape:", url_path="landscape"),
     st.Page("app_pages/gating_vs_linear.py", title="Gating vs linear attention", icon=":material/balance:",

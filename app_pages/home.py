@@ -9,6 +9,12 @@ from gla_core.spec import SpecError, load_preset
 
 st.title("Gating is weighting")
 st.markdown("#### The gates decide how much each in-context example counts.")
+st.markdown("**The data.** Every prompt is an in-context linear regression: examples $(x_i, y_i)$ with "
+            "$y_i = \\beta^\\top x_i + \\text{noise}$, drawn from several **tasks** (each its own $\\beta$), then a "
+            "query $x$ whose label comes from the **query's task**. The model reads the examples and predicts the "
+            "query's label; examples of tasks more like the query's task help more.")
+st.page_link("app_pages/lesson.py", label="Start the lesson: predict, then check, in ten steps",
+             icon=":material/school:")
 
 recurrence_col, step_col = st.columns(2)
 with recurrence_col:
@@ -46,6 +52,21 @@ else:
     st.markdown(f"Optimal WPGD risk **{analytic['optimal']['risk']:.3f}**, linear attention "
                 f"**{analytic['linear_attention']['risk']:.3f}**, best scalar-gated GLA "
                 f"**{analytic['scalar_gla']['risk']:.3f}** (predicting 0: {analytic['zero']['risk']:.3f}).")
+
+st.subheader("Words")
+GLOSSARY = (
+    ("Task", "One regression vector $\\beta_k$: every example of task $k$ has label $y = \\beta_k^\\top x$ plus noise."),
+    ("Relevance", "How correlated a task's $\\beta_k$ is with the query task's $\\beta$, from -1 to 1: $r_k$ on the "
+                  "sliders. The more relevant a task, the more its examples say about the query's label."),
+    ("Delimiter", "A token after each task's examples that marks where the task ends; its gate can shrink "
+                  "everything before it at once."),
+    ("WPGD", "Weighted preconditioned gradient descent: one gradient step on the examples, each weighted by "
+             "$\\omega_i$ and scaled by a matrix $P$. A GLA layer computes exactly such a step."),
+    ("Reachable", "Weights a GLA's gates can make. Gates are at most 1, so scalar gates reach only weights that "
+                  "never shrink toward the query."),
+)
+for word, definition in GLOSSARY:
+    st.markdown(f"**{word}.** {definition}")
 
 st.subheader("Explore")
 PAGES = [  # path, title, icon, what it shows

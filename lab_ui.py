@@ -15,7 +15,7 @@ import shlex
 import uuid
 from urllib.parse import urlencode
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -608,6 +608,58 @@ def start_run(purpose: str, jobs: list[tuple[PromptSpec, TrainConfig]], tag: Any
                   step_budget=step_budget, on_trainer_finished=finished, group=browser_id())
     session_runs().replace(purpose, run, tag)
     return run.start()
+
+
+@dataclass(frozen=True)
+class RunButton:
+    """One button of a page's run controls (RunControls.buttons)."""
+
+    label: str
+    on_click: Callable
+    args: tuple = ()
+    disabled: bool = False
+    help: str | None = None
+    primary: bool = False
+
+
+class RunControls:
+    """What a training page knows of its run, and its button row: this session's run for `purpose`,
+    whether it was started with the settings now on screen (`tag`), and whether it computes.
+
+        controls = lab_ui.RunControls("depth", tag)
+        controls.buttons([RunButton("Train", train, primary=True)], phone="On a phone ...")
+    """
+
+    def __init__(self, purpose: str, tag: Any):
+        self.purpose, self.tag = purpose, tag
+        runs = session_runs()
+        self.run = runs.get(purpose)
+        self.same_settings = self.run is not None and runs.tag(purpose) == tag
+
+    @property
+    def computing(self) -> bool:
+        """The run of these settings is waiting for a slot or training."""
+        return self.same_settings and self.run.phase in ("waiting", "running")
+
+    def start(self, jobs: list[tuple[PromptSpec, TrainConfig]], **options) -> LiveRun:
+        return start_run(self.purpose, jobs, self.tag, **options)
+
+    def stop(self) -> None:
+        self.run.stop()
+
+    def buttons(self, buttons: list[RunButton], phone: str, widths: list[float] | None = None,
+                stop_at: int | None = None) -> None:
+        """The page's buttons in one row, with a Stop at position `stop_at` (default: last); on a phone,
+        which trains nothing, the `phone` notice instead. widths: the columns' relative widths."""
+        if on_phone():
+            st.warning(phone, icon=":material/smartphone:")
+            return
+        row = list(buttons)
+        stop = RunButton("Stop", self.stop, disabled=not (self.same_settings and self.run.alive))
+        row.insert(len(row) if stop_at is None else stop_at, stop)
+        for column, button in zip(st.columns(widths or [1] * len(row)), row):
+            column.button(button.label, on_click=button.on_click, args=button.args, disabled=button.disabled,
+                          help=button.help, type="primary" if button.primary else "secondary", width="stretch")
 
 
 def browser_id() -> str | None:

@@ -36,32 +36,23 @@ except SpecError as error:
 store = lab_ui.result_store()
 keys = {layers: lab_ui.result_key(spec, config) for layers, config in configs.items()}
 tag = (spec.to_json(), json.dumps(settings, sort_keys=True))
-runs = lab_ui.session_runs()
-run = runs.get(PURPOSE)
-same_settings = run is not None and runs.tag(PURPOSE) == tag
+controls_row = lab_ui.RunControls(PURPOSE, tag)
+run, same_settings = controls_row.run, controls_row.same_settings
 missing = [configs[layers] for layers in DEPTHS if store.get(keys[layers]) is None]
 
 
 def train(again: bool = False) -> None:  # runs before the next page run, with the settings shown when pressed
-    lab_ui.start_run(PURPOSE, [(spec, configs[layers]) for layers in DEPTHS] if again
-                     else [(spec, config) for config in missing], tag)
+    controls_row.start([(spec, configs[layers]) for layers in DEPTHS] if again
+                       else [(spec, config) for config in missing])
 
 
-def stop() -> None:
-    run.stop()
-
-
-if lab_ui.on_phone():
-    st.warning("On a phone this page shows results trained earlier on this server; open it on a larger screen "
-               "to train.", icon=":material/smartphone:")
-else:
-    computing = same_settings and run.phase in ("waiting", "running")
-    train_col, again_col, stop_col, _ = st.columns([1.4, 1, 1, 1])
-    train_col.button("Train 1 to 4 layers", on_click=train, disabled=computing or not missing, type="primary",
-                     width="stretch", help="Trains the models not trained yet with these settings, one after another.")
-    again_col.button("Train again", on_click=train, args=(True,), disabled=computing, width="stretch",
-                     help="Train all four models afresh, live, even where results trained earlier exist.")
-    stop_col.button("Stop", on_click=stop, disabled=not (same_settings and run.alive), width="stretch")
+controls_row.buttons([
+    lab_ui.RunButton("Train 1 to 4 layers", train, disabled=controls_row.computing or not missing, primary=True,
+                     help="Trains the models not trained yet with these settings, one after another."),
+    lab_ui.RunButton("Train again", train, args=(True,), disabled=controls_row.computing,
+                     help="Train all four models afresh, live, even where results trained earlier exist."),
+], phone="On a phone this page shows results trained earlier on this server; open it on a larger screen to train.",
+    widths=[1.4, 1, 1, 1])
 
 
 def draw(run) -> None:

@@ -81,28 +81,21 @@ except SpecError as error:   # the host's memory limit: the theory stands, witho
     jobs = []
 store = lab_ui.result_store()
 tag = tuple(lab_ui.result_key(spec, config) for _, spec, config in jobs)
-runs = lab_ui.session_runs()
-run = runs.get(PURPOSE)
-same_settings = run is not None and runs.tag(PURPOSE) == tag
+controls_row = lab_ui.RunControls(PURPOSE, tag)
+run, same_settings = controls_row.run, controls_row.same_settings
 missing = [(spec, config) for (_, spec, config), key in zip(jobs, tag) if store.get(key) is None]
 
 
 def train() -> None:  # runs before the next page run, with the settings shown when it was pressed
-    lab_ui.start_run(PURPOSE, missing, tag, post_to_board=False)   # short check runs: not a class's results
+    controls_row.start(missing, post_to_board=False)   # short check runs: not a class's results
 
 
-def stop() -> None:
-    run.stop()
-
-
-if not lab_ui.on_phone():
-    computing = same_settings and run.phase in ("waiting", "running")
-    train_col, stop_col, _ = st.columns([1.6, 1, 2])
-    train_col.button("Overlay trained models", on_click=train, disabled=computing or not missing, type="primary",
-                     width="stretch", help=f"Trains linear attention and gated models at {len(trained_indices)} "
-                                           f"points of the sweep ({OVERLAY_SETTINGS['steps']} steps each). Results are "
-                                           "kept, so a second request is instant.")
-    stop_col.button("Stop", on_click=stop, disabled=not (same_settings and run.alive), width="stretch")
+controls_row.buttons([
+    lab_ui.RunButton("Overlay trained models", train, disabled=controls_row.computing or not missing, primary=True,
+                     help=f"Trains linear attention and gated models at {len(trained_indices)} points of the sweep "
+                          f"({OVERLAY_SETTINGS['steps']} steps each). Results are kept, so a second request is "
+                          "instant."),
+], phone="On a phone this page shows the theory, and models trained earlier on this server.", widths=[1.6, 1, 2])
 
 
 def draw(run) -> None:

@@ -33,9 +33,8 @@ except SpecError as error:
 
 tag = (spec.to_json(), json.dumps(settings, sort_keys=True))
 store = lab_ui.result_store()
-runs = lab_ui.session_runs()
-run = runs.get(PURPOSE)
-same_settings = run is not None and runs.tag(PURPOSE) == tag
+controls_row = lab_ui.RunControls(PURPOSE, tag)
+run, same_settings = controls_row.run, controls_row.same_settings
 # A run stays on screen while it lives and after it ends, until the settings change after its end.
 if run is not None and not run.alive and st.session_state.get("playground_ended", (None,))[0] != run.id:
     st.session_state["playground_ended"] = (run.id, tag)
@@ -53,37 +52,29 @@ st.info(f"**{load_preset(described_preset)['title']}.** {load_preset(described_p
 def train(steps: int | None = None) -> None:
     """Train to the end, or `steps` more steps and pause (Step); a run of these settings continues."""
     if not (same_settings and run.alive):
-        lab_ui.start_run(PURPOSE, [(spec, config)], tag, step_budget=steps)
+        controls_row.start([(spec, config)], step_budget=steps)
     elif steps is None:
         run.resume()
     else:
         run.grant(steps)
 
 
-def stop() -> None:
-    run.stop()
-
-
 def reset() -> None:
-    runs.replace(PURPOSE)
+    lab_ui.session_runs().replace(PURPOSE)
 
 
-if lab_ui.on_phone():
-    st.warning("On a phone the Playground shows the theory, and models trained earlier on this server; open it "
-               "on a larger screen to train models live.", icon=":material/smartphone:")
-else:
-    computing = same_settings and run.phase in ("waiting", "running")
-    train_col, step_col, stop_col, reset_col = st.columns(4)
-    train_col.button("Train", on_click=train, disabled=computing, type="primary", width="stretch",
-                     help="Train the model to the end (or finish a paused run).")
-    step_col.button(f"Step ({lab_ui.STEP_SIZE})", on_click=train, args=(lab_ui.STEP_SIZE,), disabled=computing, width="stretch",
-                    help=f"Train {lab_ui.STEP_SIZE} steps, then pause.")
-    stop_col.button("Stop", on_click=stop, disabled=run is None or not run.alive, width="stretch")
-    reset_col.button("Reset", on_click=reset, disabled=run is None, width="stretch",
-                     help="Forget the run and start over.")
-    if same_settings and run.phase == "ended" and run.current.snapshot().status == "stopped":
-        st.caption("This run was stopped: **Train** starts a new run from the untrained model. (To pause a run "
-                   "and continue it, use **Step**.)")
+computing = controls_row.computing
+controls_row.buttons([
+    lab_ui.RunButton("Train", train, disabled=computing, primary=True,
+                     help="Train the model to the end (or finish a paused run)."),
+    lab_ui.RunButton(f"Step ({lab_ui.STEP_SIZE})", train, args=(lab_ui.STEP_SIZE,), disabled=computing,
+                     help=f"Train {lab_ui.STEP_SIZE} steps, then pause."),
+    lab_ui.RunButton("Reset", reset, disabled=run is None, help="Forget the run and start over."),
+], phone="On a phone the Playground shows the theory, and models trained earlier on this server; open it on a "
+         "larger screen to train models live.", stop_at=2)
+if same_settings and run.phase == "ended" and run.current.snapshot().status == "stopped":
+    st.caption("This run was stopped: **Train** starts a new run from the untrained model. (To pause a run "
+               "and continue it, use **Step**.)")
 
 
 # ---------------------------------------------------------------- the live panel

@@ -8,6 +8,7 @@ draws), never by the lesson's own answer functions.
 import base64
 import itertools
 import json
+import re
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -277,3 +278,37 @@ def test_task_orders_are_every_order_once():
     orders = lesson.task_orders((0.5, 0.5, 0.9))
     assert orders[0] == (0.5, 0.5, 0.9)
     assert sorted(orders) == sorted(set(itertools.permutations((0.5, 0.5, 0.9))))
+
+
+# ---------------------------------------------------------------- in a real browser
+@pytest.mark.browser
+def test_browser_step_links_and_back_next(browser):
+    """?step=N opens step N; Next and Back move the step in the address bar. Screenshots of three steps a
+    first-time student sees (after answering) land in artifacts/browser/lesson_step_N.png."""
+    from tests.load import harness
+
+    artifacts = ROOT / "artifacts" / "browser"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    with harness.AppServer("lesson") as server:
+        context = browser.new_context(viewport=harness.VIEWPORT)
+        tab = context.new_page()
+        tab.set_default_timeout(30_000)
+        for step, choice in ((1, "Task 3"), (3, "Task 1"), (5, lesson.REACH_CHOICES[0])):
+            harness.open_app(tab, f"{server.url}/lesson?step={step}", 30_000)
+            tab.get_by_role("heading", name=re.compile(f"step {step} of 10")).wait_for()
+            tab.get_by_text(choice, exact=True).click()
+            tab.get_by_text(re.compile(r"^(Right|Not this time)")).first.wait_for()
+            # the app scrolls inside its main pane: the window is made as tall as that pane for the shot
+            height = tab.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+            tab.set_viewport_size({"width": harness.VIEWPORT["width"], "height": min(max(height, 768), 4000)})
+            tab.wait_for_timeout(300)
+            tab.screenshot(path=str(artifacts / f"lesson_step_{step}.png"))
+            tab.set_viewport_size(harness.VIEWPORT)
+        harness.open_app(tab, f"{server.url}/lesson?step=4", 30_000)
+        tab.get_by_role("button", name="Next").click()
+        tab.wait_for_url(re.compile(r"step=5"))
+        tab.get_by_role("heading", name=re.compile("step 5 of 10")).wait_for()
+        tab.get_by_role("button", name="Back").click()
+        tab.wait_for_url(re.compile(r"step=4"))
+        tab.get_by_role("heading", name=re.compile("step 4 of 10")).wait_for()
+        context.close()

@@ -55,7 +55,8 @@ else:
 
 st.subheader("Words")
 GLOSSARY = (
-    ("Task", "One regression vector $\\beta_k$: every example of task $k$ has label $y = \\beta_k^\\top x$ plus noise."),
+    ("Task", "One regression vector $\\beta_k$: every example of task $k$ has label $y = \\beta_k^\\top x$ plus "
+             "noise."),
     ("Relevance", "How correlated a task's $\\beta_k$ is with the query task's $\\beta$, from -1 to 1: $r_k$ on the "
                   "sliders. The more relevant a task, the more its examples say about the query's label."),
     ("Delimiter", "A token after each task's examples that marks where the task ends; its gate can shrink "

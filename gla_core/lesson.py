@@ -246,8 +246,9 @@ def answer_depth(spec: PromptSpec, trained: tuple[float, float]) -> Answer:
     one_layer = theory.solve(spec)["scalar_gla"]["risk"]
     risk, se = trained
     correct = 1 if abs(risk - one_layer) <= 2 * se else (0 if risk < one_layer else 2)
-    return Answer(correct, f"The {DEPTH_LAYERS}-layer GLA's test risk is {risk:.4f} ± {se:.4f}; the best any one-layer "
-                           f"scalar-gated GLA can do is {one_layer:.4f}. Each layer is one more gradient step.")
+    return Answer(correct, f"The {DEPTH_LAYERS}-layer GLA's test risk is {risk:.4f} ± {se:.4f}; the best any "
+                           f"one-layer scalar-gated GLA can do is {one_layer:.4f}. Each layer is one more gradient "
+                           "step.")
 
 
 def risk_lines(spec: PromptSpec, gating: str) -> list[tuple[str, float]]:

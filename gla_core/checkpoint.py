@@ -2,25 +2,42 @@
 
 A model file is a `torch.save` of {"format", "version", "config", "spec", "state_dict"} and is read
 back with `torch.load(weights_only=True)`, which refuses anything but tensors and plain containers.
+A file is small, but its config picks how attention is computed; a config whose form would make one
+prompt cost far more memory than the default form is refused before any model is built.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
+from .files import input_file, reading
 from .gla import GLAConfig, GLAModel
 from .spec import MAX_TOKENS, PromptSpec, SpecError
+from .train import _saved_bytes
 
 FORMAT = "gla-lab-model"
 VERSION = 1
+# A file's form and chunk size may cost at most this many times the memory of the default form, or
+# FORM_COST_FLOOR if that is more (all forms compute the same outputs; the slow reference form costs a
+# few times the default; parallel attention with vector gates at 2048 tokens needs over a gigabyte a prompt).
+MAX_FORM_COST = 4
+FORM_COST_FLOOR = 64 * 2**20
 
 
-def save_model(model: GLAModel, spec: PromptSpec, path: str | Path) -> None:
+def save_model(model: GLAModel, spec: PromptSpec, file: str | Path | BinaryIO) -> None:
+    """Write a model file to a path or an open binary stream."""
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     torch.save({"format": FORMAT, "version": VERSION, "config": asdict(model.config),
-                "spec": spec.to_dict(), "state_dict": state}, path)
+                "spec": spec.to_dict(), "state_dict": state}, file)
+
+
+def forward_bytes(config: GLAConfig, num_tokens: int) -> int:
+    """About the memory one prompt of num_tokens tokens needs in a forward pass of this model (an upper
+    bound: the tensors a training step would keep for backward, counted without allocating them)."""
+    return _saved_bytes(config, num_tokens, 1)
 
 
 def _config(data: object, spec: PromptSpec, path: str | Path) -> GLAConfig:
@@ -44,17 +61,19 @@ def _config(data: object, spec: PromptSpec, path: str | Path) -> GLAConfig:
     if (config.token_width, config.label_index) != (spec.token_width, spec.label_index):
         raise SpecError("model", f"{path} has a model for tokens of width {config.token_width}, but its spec makes "
                                  f"tokens of width {spec.token_width}")
+    cost = forward_bytes(config, spec.num_tokens)
+    default_cost = forward_bytes(replace(config, form="auto", chunk_size=None), spec.num_tokens)
+    if cost > max(MAX_FORM_COST * default_cost, FORM_COST_FLOOR):
+        raise SpecError("model", f"{path} asks for form {config.form!r} with chunk size {config.chunk_size}, which "
+                                 f"needs {cost / 2**20:.0f} MB for one prompt of its spec; the default form needs "
+                                 f"{default_cost / 2**20:.1f} MB")
     return config
 
 
 def load_model(path: str | Path) -> tuple[GLAModel, PromptSpec]:
     """Load a model file; any corrupt, foreign or code-carrying file gives a SpecError naming 'model'."""
-    try:
+    with reading("model", input_file("model", path), "a GLA Lab model file"):
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise SpecError("model", f"no such file: {path}") from None
-    except Exception as error:  # torch raises several types for corrupt or unsafe files
-        raise SpecError("model", f"{path} is not a GLA Lab model file ({type(error).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SpecError("model", f"{path} is not a GLA Lab model file")
     if payload.get("version") != VERSION:

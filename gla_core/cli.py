@@ -1,21 +1,25 @@
 """The command line: `python -m gla_core solve|sample|train|predict|presets`.
 
 A stable contract for scripts: JSON on stdout or in --out files; bad input exits with code 2 and one
-line on stderr that names the field.
+line on stderr that names the field. That includes input files that cannot be read (gla_core.files reads
+them all) and output paths that cannot be written: those are checked before any work starts, and each
+output is written to a temporary file renamed into place, so a failed command leaves no partial file.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .spec import PromptSpec, SpecError, list_presets, load_preset
+from .files import check_output, memory_available_bytes, read_npz_array, read_text, write_atomically
+from .spec import MAX_TOKENS, PromptSpec, SpecError, list_presets, load_preset
 
 EXIT_BAD_INPUT = 2
+OUTPUT_OPTIONS = ("out", "save")   # every option that names a file a command writes
+PREDICT_CHUNK_BYTES = 256 * 2**20  # predictions are computed in batches holding about this much at once
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,10 +37,7 @@ def _read_spec(args: argparse.Namespace) -> tuple[PromptSpec, dict]:
     if args.preset is not None:
         preset = load_preset(args.preset)
         return PromptSpec.from_dict(preset["spec"]), preset.get("model", {})
-    path = Path(args.spec)
-    if not path.is_file():
-        raise SpecError("spec", f"no such file: {path}")
-    return PromptSpec.from_json(path.read_text()), {}
+    return PromptSpec.from_json(read_text("spec", args.spec, "a prompt spec (JSON)")), {}
 
 
 def _write_json(data: dict, out: str | None) -> None:
@@ -44,7 +45,7 @@ def _write_json(data: dict, out: str | None) -> None:
     if out is None:
         print(text)
     else:
-        Path(out).write_text(text + "\n")
+        write_atomically("--out", out, lambda stream: stream.write(text.encode() + b"\n"))
 
 
 def command_solve(args: argparse.Namespace) -> None:
@@ -63,8 +64,8 @@ def command_sample(args: argparse.Namespace) -> None:
     if not 0 <= args.seed < 2**63:
         raise SpecError("seed", f"must be from 0 to 2^63 - 1, got {args.seed}")
     prompts = PromptSampler(spec).sample(args.batch, torch.Generator().manual_seed(args.seed), torch.float64)
-    np.savez(args.out, tokens=prompts.tokens.numpy(), x=prompts.x.numpy(), y=prompts.y.numpy(),
-             xq=prompts.xq.numpy(), yq=prompts.yq.numpy(), task=prompts.task.numpy())
+    arrays = {name: getattr(prompts, name).numpy() for name in ("tokens", "x", "y", "xq", "yq", "task")}
+    write_atomically("--out", args.out, lambda stream: np.savez(stream, **arrays))
 
 
 def command_train(args: argparse.Namespace) -> None:
@@ -82,9 +83,9 @@ def command_train(args: argparse.Namespace) -> None:
     trainer = Trainer(spec, TrainConfig(**settings))
     trainer.run()
     result = trainer.result()
-    _write_json(result, args.out)
     if args.save:
-        save_model(trainer.model, spec, args.save)
+        write_atomically("--save", args.save, lambda stream: save_model(trainer.model, spec, stream))
+    _write_json(result, args.out)
     print(f"{result['status']}: test risk {result['test_risk']:.4f} after {result['steps']} steps "
           f"in {result['seconds']:.2f} s, cosine {result['cosine']:.4f}", file=sys.stderr)
     if result["status"] in ("diverged", "error"):
@@ -92,25 +93,26 @@ def command_train(args: argparse.Namespace) -> None:
 
 
 def command_predict(args: argparse.Namespace) -> None:
-    from .checkpoint import load_model
+    from .checkpoint import forward_bytes, load_model
 
     model, spec = load_model(args.model)
-    try:
-        with np.load(args.prompts, allow_pickle=False) as data:
-            tokens = np.asarray(data["tokens"], dtype=np.float64)
-    except FileNotFoundError:
-        raise SpecError("prompts", f"no such file: {args.prompts}") from None
-    except KeyError:
-        raise SpecError("prompts", f"{args.prompts} has no 'tokens' array") from None
-    except (ValueError, OSError) as error:
-        raise SpecError("prompts", f"{args.prompts} is not a readable .npz file ({error})") from None
-    if tokens.ndim != 3 or tokens.shape[2] != spec.token_width:
-        raise SpecError("prompts", f"tokens must have shape (B, T, {spec.token_width}) for this model, got {tokens.shape}")
+    # a quarter of the free memory: the float64 tokens, the model's activations and the predictions share it
+    tokens = read_npz_array("prompts", args.prompts, "tokens", max_bytes=memory_available_bytes() // 4)
+    if tokens.ndim != 3 or tokens.shape[0] < 1 or not 1 <= tokens.shape[1] <= MAX_TOKENS \
+            or tokens.shape[2] != spec.token_width:
+        raise SpecError("prompts", f"tokens must have shape (B, T, {spec.token_width}) for this model, with B >= 1 "
+                                   f"and T from 1 to {MAX_TOKENS}, got {tokens.shape}")
     if not np.isfinite(tokens).all():
         raise SpecError("prompts", "tokens hold NaN or infinite values")
+    rows = max(1, PREDICT_CHUNK_BYTES // forward_bytes(model.config, tokens.shape[1]))
     with torch.no_grad():
-        prediction = model(torch.from_numpy(tokens)).numpy()
-    np.save(args.out, prediction)
+        prediction = np.concatenate([model(torch.from_numpy(chunk)).numpy()
+                                     for chunk in np.array_split(tokens, range(rows, len(tokens), rows))])
+    if not np.isfinite(prediction).all():
+        bad = int((~np.isfinite(prediction)).sum())
+        raise SpecError("prompts", f"the model's predictions are not finite for {bad} of {len(prediction)} prompts "
+                                   f"(token values too large for it: the largest is {np.abs(tokens).max():.3g})")
+    write_atomically("--out", args.out, lambda stream: np.save(stream, prediction))
 
 
 def command_presets(args: argparse.Namespace) -> None:
@@ -167,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        for name in OUTPUT_OPTIONS:
+            if getattr(args, name, None) is not None:
+                check_output(f"--{name}", getattr(args, name))
         args.handler(args)
     except SpecError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)

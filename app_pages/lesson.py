@@ -4,13 +4,16 @@ The questions and answers live in gla_core/lesson.py; this page draws them, one 
 the step in the URL (?step=4)."""
 import hashlib
 import json
+import time
 from functools import partial
 
+import numpy as np
 import streamlit as st
 
 import lab_ui
 from gla_core import figures, lesson
 from gla_core.sampling import layout
+from gla_core.session import SLOT_POLL_SECONDS
 from gla_core.spec import PromptSpec, preset_spec
 from gla_core.train import ANALYTIC_KEY, GATINGS
 
@@ -34,7 +37,14 @@ def remembered(widget, label: str, key: str, default, **kwargs):
 
 @st.cache_data(max_entries=64, show_spinner="Training a GLA to check your prediction (a few seconds)…")
 def trained_for(spec_json: str, gating: str, layers: int) -> tuple[float, float]:
-    return lesson.trained_risk(PromptSpec.from_json(spec_json), gating, layers)
+    """A short check run, in its turn among this server's trainings (the cap on runs computing at once)."""
+    slots, owner = lab_ui.training_slots(), object()
+    try:
+        while not slots.try_take(owner):
+            time.sleep(SLOT_POLL_SECONDS)
+        return lesson.trained_risk(PromptSpec.from_json(spec_json), gating, layers)
+    finally:
+        slots.leave(owner)
 
 
 def student_spec() -> PromptSpec:
@@ -50,9 +60,12 @@ def relevance_text(spec: PromptSpec) -> str:
 
 
 def weights_chart(spec: PromptSpec, keys: tuple[str, ...], caption: str, key: str) -> None:
+    """Per-example weights of the theory's solutions. A vector gate's weights (n, d) are drawn by their first
+    coordinate: the lesson's prompt has every coordinate alike, so each coordinate has the same weights."""
     analytic = lab_ui.analytic_for(spec.to_json())
-    lab_ui.chart(partial(figures.token_weights, spec.example_task, {name: analytic[name]["omega"] for name in keys},
-                         title="Weight of each in-context example"), caption, key=key)
+    weights = {name: np.asarray(analytic[name]["omega"]).reshape(spec.num_examples, -1)[:, 0] for name in keys}
+    lab_ui.chart(partial(figures.token_weights, spec.example_task, weights, title="Weight of each in-context example"),
+                 caption, key=key)
 
 
 # ---------------------------------------------------------------- the steps
@@ -214,13 +227,13 @@ def step_trained():
 def step_playground():
     spec, gating = student_spec(), picks.get("lesson_gating", "scalar")
     st.markdown(f"Train it yourself: the Playground opens with your prompt ({relevance_text(spec)}) and "
-                f"{gating} gating, and shows the gates' weights moving toward the theory's as the model trains. "
-                "The chart shows where they should end up.")
+                f"{gating} gating, and shows the gates' weights moving as the model trains. The bars are the "
+                "optimal WPGD weights, the markers the best weights your gating can reach.")
     weights_chart(spec, ("optimal", ANALYTIC_KEY[gating]), "Optimal weights and the best your gating can reach.",
                   "lesson_final")
     st.page_link("app_pages/playground.py", label="Open the Playground with these settings",
                  icon=":material/science:", query_params=lesson.playground_query(spec, gating))
-    return None
+    return lesson.ask_target(gating), partial(lesson.answer_target, spec, gating), json.dumps([spec.to_json(), gating])
 
 
 STEPS = (("The data: tasks, relevance, a query", step_data), ("Gating is weighting", step_construction),
@@ -271,9 +284,7 @@ step = current_step()
 title, draw = STEPS[step - 1]
 st.title(f"Lesson, step {step} of {len(STEPS)}: {title}")
 st.progress(step / len(STEPS))
-asked = draw()
-if asked is not None:
-    ask(step, *asked)
+ask(step, *draw())
 back_col, next_col, _ = st.columns([1, 1, 3])
 back_col.button("Back", on_click=go_to, args=(step - 1,), disabled=step == 1, icon=":material/arrow_back:",
                 width="stretch", key="lesson_back")

@@ -279,6 +279,24 @@ def answer_trained(spec: PromptSpec, gating: str, trained: tuple[float, float]) 
                            f"({lines[nearest][1]:.4f}). Training finds the weights its gates can make, no better.")
 
 
+TARGET_CHOICES = ("The optimal WPGD weights", "The best weights its gates can reach", "Here the two are the same")
+
+
+def ask_target(gating: str) -> Question:
+    model = "linear attention" if gating == "none" else f"a {gating}-gated GLA"
+    return Question(f"As {model} trains in the Playground, which weights will its own weights approach?",
+                    TARGET_CHOICES)
+
+
+def answer_target(spec: PromptSpec, gating: str) -> Answer:
+    solved = theory.solve(spec)
+    optimal, reachable = solved["optimal"]["risk"], solved[ANALYTIC_KEY[gating]]["risk"]
+    correct = 2 if same_risk(optimal, reachable, spec) else 1
+    label = figures.QUANTITIES[ANALYTIC_KEY[gating]].label
+    return Answer(correct, f"Optimal WPGD's risk is {optimal:.4f} and the {label}'s {reachable:.4f}. Training can "
+                           "only find weights its gates can make, so it heads for the best of those.")
+
+
 def risk_figure(risks: list[tuple[str, float]], trained: tuple[float, float] | None = None,
                 title: str = "Risk of each model (lower is better)") -> go.Figure:
     """Horizontal bars of (label, risk), and the trained model's risk ± 2 SE as a marker when given."""

@@ -224,6 +224,31 @@ def test_step_9_the_trained_risk_lands_nearest_the_computed_line(gating):
     assert abs(risk - solved[reachable]["risk"]) < 0.1 * solved[reachable]["risk"]  # training lands near its line
 
 
+def walk_to_last_step(order, gating) -> AppTest:
+    """Pick the task order at step 5 and the gating at step 9, then go Next to step 10."""
+    at = open_step(5)
+    at.selectbox(key="lesson_order_box").set_value(order).run()
+    for _ in range(4):
+        at.button(key="lesson_next").click().run()
+    at.radio(key="lesson_gating").set_value(gating).run()
+    at.button(key="lesson_next").click().run()
+    assert "step 10 of 10" in at.title[0].value
+    return at
+
+
+@pytest.mark.parametrize("order, gating, expected", [((0.2, 0.5, 0.9), "scalar", 2), ((0.2, 0.9, 0.5), "scalar", 1),
+                                                     ((0.2, 0.5, 0.9), "none", 1), ((0.9, 0.5, 0.2), "vector", 1)])
+def test_step_10_what_training_approaches_follows_the_picks(order, gating, expected):
+    at = walk_to_last_step(order, gating)
+    spec = spec_with(order)
+    optimal = theory.best_wpgd(spec).risk
+    reachable = {"none": theory.best_linear_attention, "scalar": theory.best_scalar_gla,
+                 "vector": theory.best_vector_gla}[gating](spec).risk
+    computed = 2 if equal(optimal, reachable) else 1
+    assert computed == expected
+    check_right_and_wrong(at, lesson.TARGET_CHOICES[computed])
+
+
 # ---------------------------------------------------------------- teacher mode
 def test_teacher_holds_the_reveal_until_show():
     at = open_step(3, teacher="true")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -230,6 +231,17 @@ def test_outputs_land_at_exactly_the_given_name(capsys, tmp_path: Path, model_fi
     assert run_main(capsys, "predict", model_file, tmp_path / "prompts", "--out", tmp_path / "pred")[0] == 0
     assert {"prompts", "pred"} <= files_in(tmp_path) and not {"prompts.npz", "pred.npy"} & files_in(tmp_path)
     assert np.load(tmp_path / "pred").shape == (3,)
+
+
+def test_predictions_in_batches_equal_one_forward_pass(capsys, monkeypatch, tmp_path: Path, model_file: Path,
+                                                      prompts_file: Path):
+    """Predict bounds its memory by running batches; one prompt per batch must change nothing."""
+    monkeypatch.setattr(cli, "PREDICT_CHUNK_BYTES", 1)
+    assert run_main(capsys, "predict", model_file, prompts_file, "--out", tmp_path / "pred.npy")[0] == 0
+    model, _ = load_model(model_file)
+    with np.load(prompts_file) as data, torch.no_grad():
+        expected = model(torch.from_numpy(data["tokens"])).numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "pred.npy"), expected, rtol=1e-12, atol=1e-15)
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_partial_one(tmp_path: Path):

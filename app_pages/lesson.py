@@ -68,6 +68,15 @@ def weights_chart(spec: PromptSpec, keys: tuple[str, ...], caption: str, key: st
                  caption, key=key)
 
 
+def revealing(draw_check, answer_of):
+    """An answer that first draws the chart that decides it: shown only at the reveal, so that it cannot give
+    the answer away before the student has predicted."""
+    def answer() -> lesson.Answer:
+        draw_check()
+        return answer_of()
+    return answer
+
+
 # ---------------------------------------------------------------- the steps
 # Each draws its text, formula, controls and figure and returns (question, answer, settings): answer() is
 # called only at the reveal (it may train a model); settings name what is on screen, so a moved slider
@@ -90,22 +99,27 @@ def step_construction():
     spec = preset_spec(LESSON_PRESET)
     st.markdown("A GLA layer multiplies its state by a gate $g_t \\in (0, 1)$ at every token, so example $i$ "
                 "reaches the query shrunk by the product of the gates after it: that product is its weight "
-                "$\\omega_i$. The chart compares, on 8 prompts, a GLA whose delimiter gates are set from the "
-                "optimal **WPGD** weights (weighted preconditioned gradient descent: one gradient step with "
-                "weighted examples) with that WPGD step itself.")
+                "$\\omega_i$. Here a GLA's delimiter gates are set so that these products are the weights in the "
+                "chart, the optimal **WPGD** weights (weighted preconditioned gradient descent: one gradient step "
+                "with weighted examples). The check runs the GLA and that WPGD step on the same 8 prompts.")
     st.latex(r"\hat y = x^\top P \sum_i \omega_i\, y_i\, x_i, \qquad \omega_i = \prod_{j > i} g_j")
-    gla, wpgd = lesson.gla_and_wpgd(spec)
-    lab_ui.chart(partial(lesson.agreement_figure, gla, wpgd),
-                 "Each point is one prompt: across, the WPGD prediction; up, the GLA's. On the dotted diagonal "
-                 "the two are equal.", key="lesson_agreement")
-    return lesson.ask_construction(), partial(lesson.answer_construction, spec), spec.to_json()
+    weights_chart(spec, ("optimal",), "The weights the gates are set to make, one per example.", "lesson_gates")
+
+    def answer():
+        gla, wpgd = lesson.gla_and_wpgd(spec)
+        lab_ui.chart(partial(lesson.agreement_figure, gla, wpgd),
+                     "Each point is one prompt: across, the WPGD prediction; up, the GLA's. On the dotted diagonal "
+                     "the two are equal.", key="lesson_agreement")
+        return lesson.answer_construction(spec)
+
+    return lesson.ask_construction(), answer, spec.to_json()
 
 
 def step_optimal():
     base = preset_spec(LESSON_PRESET)
     st.markdown("The **optimal weights** are the WPGD weights with the lowest risk (the expected squared error "
-                "on the query). Move the sliders to set each task's relevance; the bars are the optimal weights "
-                "for these relevances and the crosses linear attention's equal weights.")
+                "on the query). Move the sliders to set each task's relevance. The chart shows linear attention's "
+                "equal weights; the check draws the optimal weights for these relevances next to them.")
     st.latex(r"\omega^\star \propto (s\,C N + (s + \tau) I)^{-1} r")
     columns = st.columns(base.num_tasks)
     for k, (column, task) in enumerate(zip(columns, base.tasks)):
@@ -113,23 +127,24 @@ def step_optimal():
             remembered(st.slider, f"Task {k + 1}'s relevance r{k + 1}", f"lesson_r{k + 1}", task.corr,
                        min_value=-1.0, max_value=1.0, step=0.05)
     spec = student_spec()
-    weights_chart(spec, ("optimal", "linear_attention"),
-                  f"Optimal weights for relevances {relevance_text(spec)} (the largest is 1).", "lesson_optimal")
-    return lesson.ask_optimal(spec), partial(lesson.answer_optimal, spec), spec.to_json()
+    weights_chart(spec, ("linear_attention",), "Linear attention: every example's weight is 1.", "lesson_equal")
+    check = partial(weights_chart, spec, ("optimal", "linear_attention"),
+                    f"Optimal weights for relevances {relevance_text(spec)} (the largest is 1).", "lesson_optimal")
+    return lesson.ask_optimal(spec), revealing(check, partial(lesson.answer_optimal, spec)), spec.to_json()
 
 
 def step_scale():
     spec = student_spec()
     st.markdown("Multiplying every weight by $c$ and the preconditioner $P$ by $1/c$ leaves every prediction "
-                "unchanged, so only the direction of the weights matters: the optimum is **unique up to scale**. "
-                "The chart scales the optimal weights of your prompt, and equal weights, by $c$ from ¼ to 4, "
-                "choosing the best $P$ each time.")
+                "unchanged. The chart shows the optimal weights of your prompt; the check scales them, and equal "
+                "weights, by $c$ from ¼ to 4, choosing the best $P$ each time.")
     st.latex(r"L(P / c,\; c\,\omega) = L(P, \omega)")
+    weights_chart(spec, ("optimal",), "The optimal weights (the largest is 1).", "lesson_direction")
     scales = [0.25 * 2 ** (i / 4) for i in range(17)]
-    lab_ui.chart(partial(lesson.scale_figure, scales, lesson.scale_risks(spec, scales)),
-                 "Risk against the scale c of the weights, for the optimal direction and for equal weights.",
-                 key="lesson_scale")
-    return lesson.ask_scale(), partial(lesson.answer_scale, spec), spec.to_json()
+    check = partial(lab_ui.chart, partial(lesson.scale_figure, scales, lesson.scale_risks(spec, scales)),
+                    "Risk against the scale c of the weights, for the optimal direction and for equal weights: only "
+                    "the direction matters, so the optimum is unique up to scale.", key="lesson_scale")
+    return lesson.ask_scale(), revealing(check, partial(lesson.answer_scale, spec)), spec.to_json()
 
 
 def step_reach():
@@ -138,7 +153,7 @@ def step_reach():
     st.markdown("A gate is at most 1, so a product of gates can only shrink going back from the query: scalar "
                 "gates (one gate per token) with a delimiter per task make exactly the task weights that never "
                 "shrink toward the query. Those weights are **reachable**. Put your tasks in another order; the "
-                "bars are the optimal weights, the circles the best reachable ones.")
+                "bars are the optimal weights, and the check adds the best reachable ones.")
     st.latex(r"0 \le w_1 \le w_2 \le \dots \le w_K \quad (w_k:\ \text{task } k\text{'s weight})")
     orders = lesson.task_orders(sorted(relevances))
     current = tuple(relevances) if tuple(relevances) in orders else orders[0]
@@ -147,42 +162,54 @@ def step_reach():
                          key="lesson_order_box")
     picks["lesson_order"] = order
     spec = lesson.with_relevances(base, order)
-    weights_chart(spec, ("optimal", "scalar_gla"), f"Weights for relevances {relevance_text(spec)}.", "lesson_reach")
-    return lesson.ask_reach(), partial(lesson.answer_reach, spec), spec.to_json()
+    weights_chart(spec, ("optimal",), f"Optimal weights for relevances {relevance_text(spec)}.", "lesson_order")
+    check = partial(weights_chart, spec, ("optimal", "scalar_gla"), "Bars and diamonds: the optimal weights; "
+                    "circles: the best weights scalar gates can reach.", "lesson_reach")
+    return lesson.ask_reach(), revealing(check, partial(lesson.answer_reach, spec)), spec.to_json()
 
 
 def step_gain():
     base = preset_spec("equal_tasks")
     st.markdown("**Linear attention** has no gates: every example's weight is 1. Tasks 2 and 3 below are "
-                f"related to the query by {base.tasks[1].corr:g}; the slider sets task 1's relevance. The chart "
-                "sweeps task 1's relevance and shades where scalar gating beats linear attention.")
+                f"related to the query by {base.tasks[1].corr:g}; the slider sets task 1's relevance. The chart shows "
+                "linear attention's risk against predicting 0; the check sweeps task 1's relevance and shades where "
+                "scalar gating beats linear attention.")
     r1 = remembered(st.slider, "Task 1's relevance r1", "lesson_gain_r1", base.tasks[0].corr,
                     min_value=-1.0, max_value=1.0, step=0.05)
     spec = lesson.with_relevances(base, [r1, *[task.corr for task in base.tasks[1:]]])
+    analytic = lab_ui.analytic_for(spec.to_json())
+    lab_ui.chart(partial(lesson.risk_figure, [(figures.QUANTITIES[key].label, analytic[key]["risk"])
+                                              for key in ("zero", "linear_attention")]),
+                 f"Risks from the theory at r1 = {r1:g}.", key="lesson_linear")
     sweep = [round(-1.0 + 0.1 * i, 2) for i in range(21)]
     solved = [lab_ui.analytic_for(lesson.with_relevances(spec, [r, *[t.corr for t in spec.tasks[1:]]]).to_json())
               for r in sweep]
     risks = {key: [solution[key]["risk"] for solution in solved] for key in ("linear_attention", "scalar_gla")}
     wins = [not lesson.same_risk(a, b, spec) for a, b in zip(risks["linear_attention"], risks["scalar_gla"])]
-    lab_ui.chart(partial(figures.sweep_chart, sweep, risks, "task 1's relevance r1", wins),
-                 f"Risk as task 1's relevance changes; the slider is at r1 = {r1:g}.", key="lesson_gain")
-    return lesson.ask_gain(), partial(lesson.answer_gain, spec), spec.to_json()
+    check = partial(lab_ui.chart, partial(figures.sweep_chart, sweep, risks, "task 1's relevance r1", wins),
+                    f"Risk as task 1's relevance changes; the slider is at r1 = {r1:g}.", key="lesson_gain")
+    return lesson.ask_gain(), revealing(check, partial(lesson.answer_gain, spec)), spec.to_json()
 
 
 def step_vector():
     base = preset_spec("per_coordinate")
     st.markdown("A **vector gate** has one value per key coordinate, so every coordinate of the examples gets its "
                 "own weights. Here task 1 agrees with the query on coordinates 1 and 2 (relevance 0.95) and task 2 "
-                "on all four (0.9); the slider sets task 1's relevance on coordinates 3 and 4.")
+                "on all four (0.9); the slider sets task 1's relevance on coordinates 3 and 4. The chart shows each "
+                "task's relevance per coordinate; the check compares the best risks.")
     relevance = remembered(st.slider, "Task 1's relevance on coordinates 3 and 4", "lesson_vector_r", 0.0,
                            min_value=0.0, max_value=0.95, step=0.05)
     spec = lesson.with_partial_relevance(base, 0, (2, 3), relevance)
+    relevance_map = [list(np.broadcast_to(task.corr, (spec.d,)).astype(float)) for task in spec.tasks]
+    lab_ui.chart(partial(figures.matrix_heatmap, relevance_map, "Relevance of each task (row) on each coordinate",
+                         [f"{k + 1}" for k in range(spec.d)]),
+                 "Rows: tasks 1 and 2; columns: coordinates 1 to 4.", key="lesson_relevance_map")
     analytic = lab_ui.analytic_for(spec.to_json())
     risks = [(figures.QUANTITIES[key].label, analytic[key]["risk"]) for key in ("linear_attention", "scalar_gla",
                                                                                 "vector_gla")]
-    lab_ui.chart(partial(lesson.risk_figure, risks), "Each model's best risk for this prompt, from the theory.",
-                 key="lesson_vector")
-    return lesson.ask_vector(), partial(lesson.answer_vector, spec), spec.to_json()
+    check = partial(lab_ui.chart, partial(lesson.risk_figure, risks),
+                    "Each model's best risk for this prompt, from the theory.", key="lesson_vector")
+    return lesson.ask_vector(), revealing(check, partial(lesson.answer_vector, spec)), spec.to_json()
 
 
 def step_depth():
@@ -228,12 +255,14 @@ def step_playground():
     spec, gating = student_spec(), picks.get("lesson_gating", "scalar")
     st.markdown(f"Train it yourself: the Playground opens with your prompt ({relevance_text(spec)}) and "
                 f"{gating} gating, and shows the gates' weights moving as the model trains. The bars are the "
-                "optimal WPGD weights, the markers the best weights your gating can reach.")
-    weights_chart(spec, ("optimal", ANALYTIC_KEY[gating]), "Optimal weights and the best your gating can reach.",
-                  "lesson_final")
+                "optimal WPGD weights; the check adds the best weights your gating can reach.")
+    weights_chart(spec, ("optimal",), "The optimal WPGD weights of your prompt.", "lesson_final")
     st.page_link("app_pages/playground.py", label="Open the Playground with these settings",
                  icon=":material/science:", query_params=lesson.playground_query(spec, gating))
-    return lesson.ask_target(gating), partial(lesson.answer_target, spec, gating), json.dumps([spec.to_json(), gating])
+    check = partial(weights_chart, spec, ("optimal", ANALYTIC_KEY[gating]),
+                    "Optimal weights and the best your gating can reach.", "lesson_target")
+    return (lesson.ask_target(gating), revealing(check, partial(lesson.answer_target, spec, gating)),
+            json.dumps([spec.to_json(), gating]))
 
 
 STEPS = (("The data: tasks, relevance, a query", step_data), ("Gating is weighting", step_construction),

@@ -130,6 +130,7 @@ def test_step_1_the_task_to_read_alone():
 
 def test_step_2_gla_from_wpgd_predicts_the_same_number():
     at = open_step(2)
+    answer(at, question(at).options[0])
     figure = chart(at, "lesson_agreement")
     wpgd, gla = array(figure["data"][1]["x"]), array(figure["data"][1]["y"])
     assert np.max(np.abs(gla - wpgd)) < 1e-12 * np.max(np.abs(wpgd))
@@ -247,6 +248,20 @@ def test_step_10_what_training_approaches_follows_the_picks(order, gating, expec
     computed = 2 if equal(optimal, reachable) else 1
     assert computed == expected
     check_right_and_wrong(at, lesson.TARGET_CHOICES[computed])
+
+
+def has_chart(at: AppTest, key: str) -> bool:
+    return any(element.proto.id.endswith(f"-{key}") for element in at.get("plotly_chart"))
+
+
+@pytest.mark.parametrize("step, key", [(2, "lesson_agreement"), (3, "lesson_optimal"), (4, "lesson_scale"),
+                                       (5, "lesson_reach"), (6, "lesson_gain"), (7, "lesson_vector"),
+                                       (10, "lesson_target")])
+def test_the_chart_that_decides_appears_only_at_the_reveal(step, key):
+    at = open_step(step)
+    assert not has_chart(at, key)
+    answer(at, question(at).options[0])
+    assert has_chart(at, key)
 
 
 # ---------------------------------------------------------------- teacher mode

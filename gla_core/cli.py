@@ -49,10 +49,19 @@ def _write_json(data: dict, out: str | None) -> None:
 
 
 def command_solve(args: argparse.Namespace) -> None:
+    from .gla import MAX_LAYERS
     from .theory import solve
 
     spec, _ = _read_spec(args)
-    _write_json(solve(spec), args.out)
+    if args.layers is not None and not 1 <= args.layers <= MAX_LAYERS:
+        raise SpecError("layers", f"must be from 1 to {MAX_LAYERS}, got {args.layers}")
+    result = solve(spec)
+    if args.layers is not None:
+        from .causal_wpgd import causal_wpgd_targets
+
+        result["causal_wpgd"] = [{"layers": target["layers"], "risk": target["risk"], "risk_se": target["risk_se"]}
+                                 for target in causal_wpgd_targets(spec, args.layers, "scalar")]
+    _write_json(result, args.out)
 
 
 def command_sample(args: argparse.Namespace) -> None:
@@ -131,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     solve = with_spec(commands.add_parser("solve", help="analytic risks, weights and preconditioners"))
     solve.add_argument("--out", help="write the JSON here instead of stdout")
+    solve.add_argument("--layers", type=int,
+                       help="also the best L-step causal WPGD risk (scalar gates) for 1..LAYERS layers, "
+                            "estimated by sampling (presets precomputed, other specs take seconds to minutes)")
     solve.set_defaults(handler=command_solve)
 
     sample = with_spec(commands.add_parser("sample", help="draw prompts into an .npz file"))

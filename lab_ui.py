@@ -29,8 +29,7 @@ from gla_core.limits import host_limits
 from gla_core.sampling import DELIMITER, EXAMPLE, layout
 from gla_core.session import LiveRun, ResultStore, TrainingSlots
 from gla_core.spec import DELIMITERS, PromptSpec, SpecError, list_presets, load_preset
-from gla_core.train import (ANALYTIC_KEY, GATINGS, Snapshot, TrainConfig, Trainer, training_memory_bytes,
-                            untrained_frame)
+from gla_core.train import ANALYTIC_KEY, GATINGS, Snapshot, TrainConfig, Trainer, check_run_allowed, untrained_frame
 
 # torch's thread pool is process-wide, so it is set here, once. One thread per run: the models are
 # tiny (tens of tokens, width ~10), so extra threads only add synchronisation, and on a busy shared
@@ -402,9 +401,7 @@ def training_sidebar(controls: "Controls", with_layers: bool = True, preset_key:
 def validated_spec(spec_dict: dict) -> PromptSpec:
     """PromptSpec.from_dict plus this host's token limit."""
     spec = PromptSpec.from_dict(spec_dict)
-    limit = host_limits().max_tokens
-    if spec.num_tokens > limit:
-        raise SpecError("tasks", f"the prompt has {spec.num_tokens} tokens; this server allows at most {limit}")
+    check_run_allowed(spec, TrainConfig(), max_tokens=host_limits().max_tokens)
     return spec
 
 
@@ -700,16 +697,9 @@ def train_config(spec: PromptSpec, **settings) -> TrainConfig:
     Raises SpecError for a run that would hold more memory than this host allows one run
     (GLA_MAX_RUN_MEMORY_MB): one such run could take the whole server down for everyone."""
     config = TrainConfig(max_seconds=LIVE_WALL_SECONDS, **settings).validate()
-    budget_mb = host_limits().max_run_memory_mb
-    need = training_memory_bytes(spec, config)
-    if need > budget_mb * 2**20:
-        fits = int(budget_mb * 2**20 // (need / config.batch))
-        layers = f"{config.layers} layer{'s' if config.layers != 1 else ''}"
-        what = (f"training this prompt ({spec.num_tokens} tokens, {config.gating} gating, {layers}) needs about "
-                f"{need / 2**20:,.0f} MB at batch {config.batch}; this server allows {budget_mb:,} MB per run")
-        if fits >= 1:
-            raise SpecError("batch", f"{what}: choose a batch of at most {fits}")
-        raise SpecError("tasks", f"{what}, less than one prompt needs: use fewer examples or layers")
+    limits = host_limits()
+    check_run_allowed(spec, config, max_steps=limits.max_steps, max_batch=limits.max_batch,
+                      memory_budget_bytes=limits.max_run_memory_mb * 2**20)
     return config
 
 

@@ -129,6 +129,14 @@ class HostLimits:
                  "range": f"{_fmt(info.low)}–{_fmt(info.high)}", "meaning": info.meaning} for info in LIMITS]
 
 
+def limits_set(environ: Mapping[str, str] | None = None) -> dict[str, int | float]:
+    """Only the GLA_MAX_* variables that are set (non-empty), by HostLimits field, each checked: what a
+    command line enforces, where unset means no limit rather than a server's default."""
+    environ = os.environ if environ is None else environ
+    return {info.field: _read(info, environ.get(info.variable)) for info in LIMITS
+            if (environ.get(info.variable) or "").strip()}
+
+
 @functools.cache
 def host_limits() -> HostLimits:
     """The process's limits, read from os.environ on first use and kept (environment is fixed at start)."""

@@ -161,6 +161,33 @@ def training_memory_bytes(spec: PromptSpec, config: TrainConfig) -> int:
     return _saved_bytes(model_config(spec, config), spec.num_tokens, config.batch)
 
 
+def check_run_allowed(spec: PromptSpec, config: TrainConfig, *, max_tokens: int | None = None,
+                      max_steps: int | None = None, max_batch: int | None = None,
+                      memory_budget_bytes: int | None = None, budget_name: str = "this server allows") -> None:
+    """The one owner of "may this run start", for the app and the command line alike: the prompt's
+    tokens, the steps, the batch and the memory one training step holds (training_memory_bytes), each
+    against its limit (None: no limit). Raises SpecError naming the field, its limit and, for memory, the
+    batch that fits."""
+    if max_tokens is not None and spec.num_tokens > max_tokens:
+        raise SpecError("tasks", f"the prompt has {spec.num_tokens} tokens; {budget_name} at most {max_tokens}")
+    if max_steps is not None and config.steps > max_steps:
+        raise SpecError("steps", f"must be at most {max_steps} ({budget_name} {max_steps}), got {config.steps}")
+    if max_batch is not None and config.batch > max_batch:
+        raise SpecError("batch", f"must be at most {max_batch} ({budget_name} {max_batch}), got {config.batch}")
+    if memory_budget_bytes is None:
+        return
+    need = training_memory_bytes(spec, config)
+    if need > memory_budget_bytes:
+        fits = int(memory_budget_bytes // (need / config.batch))
+        layers = f"{config.layers} layer{'s' if config.layers != 1 else ''}"
+        what = (f"training this prompt ({spec.num_tokens} tokens, {config.gating} gating, {layers}) needs about "
+                f"{need / 2**20:,.0f} MB at batch {config.batch}; {budget_name} {memory_budget_bytes / 2**20:,.0f} "
+                "MB per run")
+        if fits >= 1:
+            raise SpecError("batch", f"{what}: choose a batch of at most {fits}")
+        raise SpecError("tasks", f"{what}, less than one prompt needs: use fewer examples or layers")
+
+
 @functools.lru_cache(maxsize=1024)
 def _saved_bytes(gla: GLAConfig, num_tokens: int, batch: int) -> int:
     """Every tensor autograd saves for backward in a forward pass over `batch` prompts, in bytes,

@@ -201,9 +201,8 @@ def step_vector():
                            min_value=0.0, max_value=0.95, step=0.05)
     spec = lesson.with_partial_relevance(base, 0, (2, 3), relevance)
     relevance_map = [list(np.broadcast_to(task.corr, (spec.d,)).astype(float)) for task in spec.tasks]
-    lab_ui.chart(partial(figures.matrix_heatmap, relevance_map, "Relevance of each task (row) on each coordinate",
-                         [f"{k + 1}" for k in range(spec.d)]),
-                 "Rows: tasks 1 and 2; columns: coordinates 1 to 4.", key="lesson_relevance_map")
+    lab_ui.chart(partial(lesson.relevance_map, relevance_map),
+                 "Each task's relevance to the query on each coordinate.", key="lesson_relevance_map")
     analytic = lab_ui.analytic_for(spec.to_json())
     risks = [(figures.QUANTITIES[key].label, analytic[key]["risk"]) for key in ("linear_attention", "scalar_gla",
                                                                                 "vector_gla")]

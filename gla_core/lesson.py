@@ -357,3 +357,15 @@ def agreement_figure(gla: np.ndarray, wpgd: np.ndarray) -> go.Figure:
     ])
     return figures._style(fig, "GLA built from WPGD against WPGD, prompt by prompt", "WPGD prediction",
                           "GLA prediction", height=340)
+
+
+def relevance_map(relevance: Sequence[Sequence[float]]) -> go.Figure:
+    """Each task's relevance (rows, K) on each coordinate (columns, d), the entries written in."""
+    relevance = np.asarray(relevance, dtype=float)
+    fig = go.Figure(go.Heatmap(
+        z=relevance, x=[f"coordinate {c + 1}" for c in range(relevance.shape[1])],
+        y=[f"task {k + 1}" for k in range(relevance.shape[0])], zmin=-1.0, zmax=1.0, colorscale=figures.DIVERGING,
+        text=np.round(relevance, 2), texttemplate="%{text}",
+        hovertemplate="%{y}, %{x}: relevance %{z:.2f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    return figures._style(fig, "Relevance of each task on each coordinate", height=260)

@@ -5,9 +5,7 @@ the URL with Back/Next, and the last step opens the Playground with the student'
 Each expected answer is computed here from gla_core.theory directly (or from the trained risk the page
 draws), never by the lesson's own answer functions.
 """
-import base64
 import itertools
-import json
 import re
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -15,6 +13,8 @@ from urllib.parse import parse_qs
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
+
+from tests.app.test_pages import array, chart
 
 import lab_ui
 from gla_core import lesson, theory
@@ -63,20 +63,6 @@ def check_right_and_wrong(at: AppTest, correct: str) -> None:
     for other in (choice for choice in choices if choice != correct):
         kind, text = answer(at, other)
         assert kind == "wrong" and f"The answer is **{correct}**" in text, text
-
-
-def chart(at: AppTest, key: str) -> dict:
-    for element in at.get("plotly_chart"):
-        if element.proto.id.endswith(f"-{key}"):
-            return json.loads(element.proto.spec)
-    raise AssertionError(f"no chart {key!r}")
-
-
-def array(value) -> np.ndarray:
-    """A figure JSON array: a plain list, or Plotly's base64 typed array {"dtype", "bdata"}."""
-    if isinstance(value, dict) and "bdata" in value:
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return np.asarray(value)
 
 
 def spec_with(relevances, preset="default") -> PromptSpec:

@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "browser"
 PHONE = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 "
          "Mobile Safari/537.36")
-PAGES = {"home": "Home: gating is weighting", "playground": "Playground", "landscape": "Landscape",
-         "gating": "Gating vs linear attention", "depth": "Depth", "recurrence": "Inside the recurrence"}
+PAGES = {"home": "Home: gating is weighting", "lesson": "Lesson: predict, then check", "playground": "Playground",
+         "landscape": "Landscape", "gating": "Gating vs linear attention", "depth": "Depth", "recurrence": "Inside the recurrence"}
 PAGE_WAIT = 30_000   # milliseconds for a page run
 TRAIN_WAIT = 150_000  # milliseconds for the default preset to finish training on a busy 2-core machine
 

@@ -16,6 +16,7 @@ import torch
 
 from .files import check_output, memory_available_bytes, read_npz_array, read_text, write_atomically
 from .spec import MAX_TOKENS, PromptSpec, SpecError, list_presets, load_preset
+from .limits import LimitError, limits_set
 
 EXIT_BAD_INPUT = 2
 OUTPUT_OPTIONS = ("out", "save")   # every option that names a file a command writes
@@ -79,7 +80,7 @@ def command_sample(args: argparse.Namespace) -> None:
 
 def command_train(args: argparse.Namespace) -> None:
     from .checkpoint import save_model
-    from .train import TrainConfig, Trainer
+    from .train import TrainConfig, Trainer, check_run_allowed
 
     spec, model_defaults = _read_spec(args)
     settings = {"gating": model_defaults.get("gating", "scalar"), "layers": model_defaults.get("layers", 1)}
@@ -89,7 +90,15 @@ def command_train(args: argparse.Namespace) -> None:
     if not 1 <= args.threads <= 256:
         raise SpecError("threads", f"must be from 1 to 256, got {args.threads}")
     torch.set_num_threads(args.threads)
-    trainer = Trainer(spec, TrainConfig(**settings))
+    config = TrainConfig(**settings).validate()
+    # The host limits that are set (GLA_MAX_*), the app's own rule; memory: the set budget, else this machine's.
+    limits = limits_set()
+    memory_mb = limits.get("max_run_memory_mb")
+    check_run_allowed(spec, config, max_tokens=limits.get("max_tokens"), max_steps=limits.get("max_steps"),
+                      max_batch=limits.get("max_batch"),
+                      memory_budget_bytes=memory_mb * 2**20 if memory_mb else memory_available_bytes(),
+                      budget_name="this host allows")
+    trainer = Trainer(spec, config)
     trainer.run()
     result = trainer.result()
     if args.save:
@@ -185,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(args, name, None) is not None:
                 check_output(f"--{name}", getattr(args, name))
         args.handler(args)
-    except SpecError as error:
+    except (SpecError, LimitError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0

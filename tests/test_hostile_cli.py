@@ -310,3 +310,27 @@ def test_random_npz_members_exit_2_with_one_line(data, capsys, tmp_path_factory,
     code, _, err = run_main(capsys, "predict", model_file, folder / "p.npz", "--out", folder / "out")
     assert_refused(code, err, "prompts")
     assert files_in(folder) == {"p.npz"}
+
+
+def _run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environ = {name: value for name, value in os.environ.items() if not name.startswith("GLA_MAX_")}
+    return subprocess.run([sys.executable, "-m", "gla_core", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env={**environ, **(env or {})})
+
+
+def test_the_command_line_keeps_the_host_limits_that_are_set(tmp_path):
+    """GLA_MAX_* set on the host bound the command line too, through the app's own rule; a bad value is
+    refused; unset, a run that cannot fit this machine's memory is refused with the batch that fits."""
+    out = tmp_path / "run.json"
+    limited = _run_cli(["train", "--preset", "default", "--steps", "300", "--batch", "1024", "--out", str(out)],
+                       env={"GLA_MAX_STEPS": "5", "GLA_MAX_BATCH": "1"})
+    assert limited.returncode == 2 and "steps" in limited.stderr and "at most 5" in limited.stderr
+    assert not out.exists()
+    garbage = _run_cli(["train", "--preset", "default", "--steps", "3", "--out", str(out)], env={"GLA_MAX_STEPS": "abc"})
+    assert garbage.returncode == 2 and "GLA_MAX_STEPS" in garbage.stderr
+    spec = tmp_path / "big.json"
+    spec.write_text(json.dumps({"d": 16, "tasks": [{"n": 254, "corr": 0.5}] * 8}))
+    huge = _run_cli(["train", str(spec), "--gating", "vector", "--layers", "4", "--batch", "8192", "--steps", "1",
+                     "--out", str(out)])
+    assert huge.returncode == 2 and "choose a batch of at most" in huge.stderr, huge.stderr
+    assert len(huge.stderr.strip().splitlines()) == 1

@@ -6,6 +6,7 @@ process-wide settings below are made exactly once.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import hashlib
 import io
@@ -24,7 +25,8 @@ import streamlit as st
 import torch
 
 import lab_board
-from gla_core import theory
+from gla_core import causal_wpgd, theory
+from gla_core.gla import MAX_LAYERS as MAX_DEPTH
 from gla_core.limits import host_limits
 from gla_core.sampling import DELIMITER, EXAMPLE, layout
 from gla_core.session import LiveRun, ResultStore, TrainingSlots
@@ -657,6 +659,31 @@ class RunControls:
         for column, button in zip(st.columns(widths or [1] * len(row)), row):
             column.button(button.label, on_click=button.on_click, args=button.args, disabled=button.disabled,
                           help=button.help, type="primary" if button.primary else "secondary", width="stretch")
+
+
+@st.cache_resource
+def _target_jobs() -> tuple[concurrent.futures.ThreadPoolExecutor, dict]:
+    """One background worker for L-step targets not precomputed (seconds to minutes each), and its jobs."""
+    return concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="causal-wpgd"), {}
+
+
+def depth_targets(spec: PromptSpec, gating: str, compute: bool = False) -> list[dict] | None:
+    """The best L-step causal WPGD for L = 1..4 (gla_core.causal_wpgd): at once for a preset (precomputed);
+    for other settings only once `compute` has asked for it and the background worker has finished
+    (None until then), so no page waits on it."""
+    if causal_wpgd.precomputed(spec, MAX_DEPTH, gating):
+        return causal_wpgd.causal_wpgd_targets(spec, MAX_DEPTH, gating)
+    worker, jobs = _target_jobs()
+    key = (spec.to_json(), gating)
+    if key not in jobs and compute:
+        jobs[key] = worker.submit(causal_wpgd.causal_wpgd_targets, spec, MAX_DEPTH, gating)
+    job = jobs.get(key)
+    return job.result() if job is not None and job.done() and job.exception() is None else None
+
+
+def depth_targets_pending(spec: PromptSpec, gating: str) -> bool:
+    job = _target_jobs()[1].get((spec.to_json(), gating))
+    return job is not None and not job.done()
 
 
 def browser_id() -> str | None:

@@ -55,6 +55,33 @@ controls_row.buttons([
     widths=[1.4, 1, 1, 1])
 
 
+def verdict(layers: int, risk: float, risk_se: float, target: dict) -> str:
+    """One depth's trained risk against its own target, in words (2 standard errors of both decide)."""
+    margin = 2 * float(np.hypot(np.nan_to_num(risk_se), target["risk_se"]))
+    model = f"**{lab_ui.layer_list([layers])}**"
+    if abs(risk - target["risk"]) <= margin:
+        return f"{model}: reached the {layers}-step target ({target['risk']:.3f})."
+    if risk > target["risk"]:
+        return f"{model}: fell short of the {layers}-step target by {100 * (risk / target['risk'] - 1):.1f}%."
+    return (f"{model}: went below the {layers}-step target ({target['risk']:.3f}) by more than 2 standard errors — "
+            "the trained GLA computes something outside L-step WPGD: it has more freedom than the construction "
+            "(keys, queries and values read every slot), so its weights differ from the target's below.")
+
+
+def target_controls() -> None:
+    """No precomputed target for these settings: compute it in the background on request, and show it when
+    it is ready (this fragment checks every 2 s; the page reruns once it has)."""
+    if lab_ui.depth_targets(spec, settings["gating"]) is not None:
+        st.rerun()
+    elif lab_ui.depth_targets_pending(spec, settings["gating"]):
+        st.caption("Computing the best L-step causal WPGD for these settings in the background (up to a minute); "
+                   "it appears here when ready.")
+    else:
+        st.button("Compute the L-step targets", help="The best risk 1 to 4 steps of causal WPGD reach on these "
+                  "settings, found numerically in the background (presets have theirs precomputed).",
+                  on_click=lab_ui.depth_targets, args=(spec, settings["gating"], True))
+
+
 def draw(run) -> None:
     live = {}  # layers -> (snapshot, trajectory) of this session's models with these settings
     if same_settings:
@@ -75,11 +102,13 @@ def draw(run) -> None:
     analytic = lab_ui.analytic_for(spec.to_json())
     trained = [results[layers][:2] if layers in results else None for layers in DEPTHS]
     risks = lab_ui.analytic_risks(analytic, settings["gating"])
-    lab_ui.chart(partial(figures.depth_chart, DEPTHS, trained, risks, sorted(diverged)),
-                 "Trained GLA: test risk (± standard error) of the model with "
-                 "1 to 4 layers; a cross at the top marks a model that diverged. Horizontal lines: the best one-step "
-                 "risks (optimal WPGD, the best this gating reaches, linear attention, predicting 0).",
-                 key="depth_chart")
+    targets = lab_ui.depth_targets(spec, settings["gating"])
+    lab_ui.chart(partial(figures.depth_chart, DEPTHS, trained, risks, sorted(diverged),
+                         [(target["risk"], target["risk_se"]) for target in targets] if targets else None),
+                 "Trained GLA: test risk (± standard error) of the model with 1 to 4 layers; a cross at the top marks "
+                 "a model that diverged. Open diamonds: each depth's own target, the best L-step causal WPGD. "
+                 "Horizontal lines: the best one-step risks (optimal WPGD, the best this gating reaches, linear "
+                 "attention, predicting 0).", key="depth_chart")
     if earlier:
         st.caption(f"Models with {lab_ui.layer_list(earlier)} were trained earlier on this server with these "
                    "settings, not by this run: press **Train again** to train them live.")
@@ -96,6 +125,8 @@ def draw(run) -> None:
         st.markdown("Press **Train 1 to 4 layers**: four models train one after another, and their test risks "
                     "appear above as they finish.")
         return
+    if targets:
+        st.markdown(" ".join(verdict(layers, *results[layers][:2], targets[layers - 1]) for layers in sorted(results)))
     best_one_step = analytic["optimal"]["risk"]
     below = [layers for layers, (risk, se, _) in results.items() if risk < best_one_step - 2 * np.nan_to_num(se)]
     at = [layers for layers, (risk, se, _) in results.items() if layers not in below and abs(risk - best_one_step) <= 2 * se]
@@ -110,10 +141,14 @@ def draw(run) -> None:
         lab_ui.chart(partial(figures.layer_weights, [frame["induced_weights"] for frame in frames], spec.example_task,
                              [frame["step"] for frame in frames], replay,
                              title=f"Induced weights of every layer ({deepest}-layer model)",
-                             replay_id=lab_ui.replay_id("depth", keys[deepest] if deepest in earlier else run.id)),
+                             replay_id=lab_ui.replay_id("depth", keys[deepest] if deepest in earlier else run.id),
+                             target_weights=targets[deepest - 1]["omega"] if targets else None),
                      "The weight the query gives each example in each layer (gate products of that layer, largest "
-                     "= 1; the mean over coordinates for vector gates), coloured by task."
+                     "= 1; the mean over coordinates for vector gates), coloured by task"
+                     + (f"; open diamonds: the {deepest}-step target's weights of that layer." if targets else ".")
                      + (" Play replays the training from the untrained model." if replay else ""), key="layer_weights")
 
 
 lab_ui.live_panel(run if same_settings else None, draw)
+if lab_ui.depth_targets(spec, settings["gating"]) is None:
+    st.fragment(run_every=2.0 if lab_ui.depth_targets_pending(spec, settings["gating"]) else None)(target_controls)()

@@ -47,6 +47,9 @@ QUANTITIES = {
                            "optimal WPGD, which has one weight per example"),
     "optimal": Quantity("optimal WPGD", BLACK, "solid", "diamond",
                         "the best one-step WPGD with one weight per example"),
+    "causal_wpgd": Quantity("best L-step causal WPGD", BLACK, "dot", "diamond-open",
+                            "the lowest risk L steps of causal WPGD reach with this gating (the construction's own "
+                            "parameters, optimised numerically): the target of an L-layer GLA"),
     "trained": Quantity("trained GLA", PURPLE, "solid", "circle",
                         "the model trained here: its test risk, with its standard error"),
 }
@@ -317,11 +320,12 @@ def weight_maps(example_task: Sequence[int], maps: Mapping[str, Sequence],
 
 def layer_weights(weights_frames: Sequence[Sequence[Sequence]], example_task: Sequence[int],
                   steps: Sequence[int] | None = None, animate: bool = False,
-                  title: str = "Induced weights of every layer", replay_id: str | None = None) -> go.Figure:
+                  title: str = "Induced weights of every layer", replay_id: str | None = None,
+                  target_weights: Sequence[Sequence] | None = None) -> go.Figure:
     """One panel per layer: the query's weight on each example (scalar weights, or the mean over key
     coordinates for vector gates), bars coloured by task. weights_frames[f][layer]: a frame's weights
     per layer; the last frame is drawn, and with animate every frame (named by `steps`) replays
-    (replay_id as in training_replay)."""
+    (replay_id as in training_replay). target_weights: per layer, the L-step target's weights, as markers."""
     def per_example(weights) -> np.ndarray:
         weights = np.asarray(weights, dtype=float)
         return weights.mean(axis=1) if weights.ndim == 2 else weights
@@ -336,12 +340,21 @@ def layer_weights(weights_frames: Sequence[Sequence[Sequence]], example_task: Se
             bar.showlegend = layer == 1
             fig.add_trace(bar, row=layer, col=1)
         _delimiter_lines(fig, example_task, row=layer, col=1)
+    for layer, weights in enumerate(target_weights or (), start=1):   # after the bars: frames update bars only
+        target = QUANTITIES["causal_wpgd"]
+        fig.add_trace(go.Scatter(x=np.arange(1, len(task_of) + 1), y=per_example(weights), mode="markers",
+                                 name=f"{target.label} ω", showlegend=layer == 1, legendgroup="target",
+                                 marker=_marker(target.symbol, target.colour, 9),
+                                 hovertemplate=f"layer {layer}, example %{{x}}<br>target %{{y:.3f}}<extra></extra>"),
+                      row=layer, col=1)
     fig = _style(fig, title, height=140 + 170 * layers)
     fig.update_xaxes(title_text="in-context example", row=layers, col=1)
     if animate and len(frames) > 1:
         tasks = np.unique(task_of)
-        fig.frames = [go.Frame(data=[go.Bar(y=weights[task_of == k]) for weights in frame for k in tasks],
-                               traces=list(range(layers * len(tasks))), name=str(step))
+        # The target's markers ride along in every frame: plotly.js drops a subplot's traces a frame leaves out.
+        markers = [go.Scatter(x=trace.x, y=trace.y) for trace in fig.data[layers * len(tasks):]]
+        fig.frames = [go.Frame(data=[go.Bar(y=weights[task_of == k]) for weights in frame for k in tasks] + markers,
+                               traces=list(range(layers * len(tasks) + len(markers))), name=str(step))
                       for frame, step in zip(frames, steps)]
         fig.update_layout(height=fig.layout.height + 170, margin={"t": 130, "b": 170}, legend={"y": -0.3})
         _replay_controls(fig, steps, slider_y=-(110 / (fig.layout.height - 270)))
@@ -453,9 +466,11 @@ def _runs_of_true(flags: Sequence[bool]) -> list[tuple[int, int]]:
 
 def depth_chart(layers: Sequence[int], trained: Sequence[tuple[float, float] | None],
                 analytic_risks: Mapping[str, float], diverged: Sequence[int] = (),
+                targets: Sequence[tuple[float, float]] | None = None,
                 title: str = "Test risk against depth") -> go.Figure:
     """Trained test risk (risk, standard error) per number of layers (None: not trained), with the
-    one-step analytic risks as horizontal lines; a model that diverged is marked, never plotted as a risk."""
+    one-step analytic risks as horizontal lines and each depth's own target, the best L-step causal WPGD
+    (risk, standard error) per entry of `layers`; a model that diverged is marked, never plotted as a risk."""
     fig = go.Figure()
     x_range = [min(layers) - 0.5, max(layers) + 0.5]
     for trace in _risk_lines(analytic_risks, x_range, suffix=" (one step)"):
@@ -468,7 +483,16 @@ def depth_chart(layers: Sequence[int], trained: Sequence[tuple[float, float] | N
                                  mode="lines+markers", name=f"{quantity.label}: test risk (± 2 SE)",
                                  line={"color": quantity.colour, "dash": quantity.dash, "width": 3}, marker={"size": 11},
                                  hovertemplate="%{x} layers<br>test risk %{y:.4f}<extra></extra>"))
-    shown = [risk for key, risk in analytic_risks.items() if key != "zero"] + [risk for _, (risk, _) in done]
+    if targets:
+        target = QUANTITIES["causal_wpgd"]
+        fig.add_trace(go.Scatter(x=list(layers), y=[risk for risk, _ in targets], mode="lines+markers",
+                                 error_y={"type": "data", "array": [2 * se for _, se in targets], "visible": True},
+                                 name=f"{target.label} (± 2 SE)", line={"color": target.colour, "dash": target.dash,
+                                                                        "width": 2},
+                                 marker={"symbol": target.symbol, "size": 13, "color": target.colour},
+                                 hovertemplate="%{x} steps<br>best causal WPGD risk %{y:.4f}<extra></extra>"))
+    shown = ([risk for key, risk in analytic_risks.items() if key != "zero"] + [risk for _, (risk, _) in done]
+             + [risk for risk, _ in targets or ()])
     low, high = 0.85 * min(shown), 1.1 * max(shown)
     if diverged:
         fig.add_trace(go.Scatter(x=list(diverged), y=[high * 0.97] * len(diverged), mode="markers+text",

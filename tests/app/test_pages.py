@@ -334,3 +334,27 @@ def test_hide_the_theory_keeps_markers_lines_and_cosine_back_until_the_run_ends(
     assert float(metrics["Best scalar-gated GLA"]) > 0 and float(metrics["Cosine"]) > 0
     assert "±" in metrics["Trained model"]
     assert 2 <= len(figure["frames"]) <= 200 and figure["frames"][0]["name"] == "0"   # a replay from the start
+
+
+def test_depth_draws_each_depths_own_target_and_says_where_a_model_landed():
+    from gla_core.causal_wpgd import causal_wpgd_targets
+    from gla_core.spec import preset_spec
+
+    at = open_page("depth", steps="25", batch="16", seed="21")
+    (drawn,) = [trace for trace in chart(at, "depth_chart")["data"] if "causal WPGD" in trace.get("name", "")]
+    targets = causal_wpgd_targets(preset_spec("depth"), 4)
+    assert np.allclose(array(drawn["y"]), [target["risk"] for target in targets])
+    assert np.allclose(array(drawn["error_y"]["array"]), [2 * target["risk_se"] for target in targets])
+    assert not [button for button in at.button if button.label == "Compute the L-step targets"]   # precomputed
+    click(at, "Train 1 to 4 layers")
+    deadline = time.monotonic() + TRAIN_WAIT
+    while time.monotonic() < deadline and "**4 layers**:" not in " ".join(m.value for m in at.markdown):
+        time.sleep(0.3)
+        at.run()
+    words = " ".join(markdown.value for markdown in at.markdown)
+    for layers in (1, 2, 3, 4):
+        assert re.search(rf"\*\*{layers} layers?\*\*: (reached|fell short|went below)", words), words
+    # settings without precomputed targets: a button computes them in the background; nothing blocks the page
+    other = open_page("depth", n1="7")
+    assert [button for button in other.button if button.label == "Compute the L-step targets"]
+    assert not [trace for trace in chart(other, "depth_chart")["data"] if "causal WPGD" in trace.get("name", "")]

@@ -647,14 +647,16 @@ class RunControls:
         self.run.stop()
 
     def buttons(self, buttons: list[RunButton], phone: str, widths: list[float] | None = None,
-                stop_at: int | None = None) -> None:
+                stop_at: int | None = None, stop_shown_run: bool = False) -> None:
         """The page's buttons in one row, with a Stop at position `stop_at` (default: last); on a phone,
-        which trains nothing, the `phone` notice instead. widths: the columns' relative widths."""
+        which trains nothing, the `phone` notice instead. widths: the columns' relative widths.
+        stop_shown_run: Stop also stops a run of other settings (a page that keeps showing it)."""
         if on_phone():
             st.warning(phone, icon=":material/smartphone:")
             return
         row = list(buttons)
-        stop = RunButton("Stop", self.stop, disabled=not (self.same_settings and self.run.alive))
+        stoppable = self.run is not None and self.run.alive and (self.same_settings or stop_shown_run)
+        stop = RunButton("Stop", self.stop, disabled=not stoppable)
         row.insert(len(row) if stop_at is None else stop_at, stop)
         for column, button in zip(st.columns(widths or [1] * len(row)), row):
             column.button(button.label, on_click=button.on_click, args=button.args, disabled=button.disabled,

@@ -71,7 +71,7 @@ controls_row.buttons([
                      help=f"Train {lab_ui.STEP_SIZE} steps, then pause."),
     lab_ui.RunButton("Reset", reset, disabled=run is None, help="Forget the run and start over."),
 ], phone="On a phone the Playground shows the theory, and models trained earlier on this server; open it on a "
-         "larger screen to train models live.", stop_at=2)
+         "larger screen to train models live.", stop_at=2, stop_shown_run=True)   # it stays on screen
 if same_settings and run.phase == "ended" and run.current.snapshot().status == "stopped":
     st.caption("This run was stopped: **Train** starts a new run from the untrained model. (To pause a run "
                "and continue it, use **Step**.)")

@@ -15,8 +15,9 @@ DEPLOY = ROOT / "deploy"
 
 
 def k8s_documents() -> dict[str, dict]:
+    """The app's documents by kind (those named gla-lab; the board's database has its own)."""
     docs = [doc for doc in yaml.safe_load_all((DEPLOY / "k8s.yaml").read_text()) if doc]
-    return {doc["kind"]: doc for doc in docs}
+    return {doc["kind"]: doc for doc in docs if doc["metadata"]["name"] == "gla-lab"}
 
 
 def test_k8s_deployment_probes_security_and_resources():

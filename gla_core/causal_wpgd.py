@@ -424,11 +424,18 @@ def _asset_path(preset: str) -> Path:
     return ASSET_DIR / f"{preset}.json"
 
 
+@functools.lru_cache(maxsize=None)
+def _asset(preset: str) -> dict | None:
+    """A preset's stored targets, read once per process (a page asks for them on every refresh)."""
+    path = _asset_path(preset)
+    return json.loads(path.read_text())["targets"] if path.is_file() else None
+
+
 def _from_assets(spec: PromptSpec, max_layers: int, gating: str) -> list[dict] | None:
     for preset in list_presets():
-        path = _asset_path(preset)
-        if path.is_file() and preset_spec(preset) == spec:
-            targets = json.loads(path.read_text())["targets"].get(gating)
+        stored = _asset(preset)
+        if stored is not None and preset_spec(preset) == spec:
+            targets = stored.get(gating)
             if targets is not None and len(targets) >= max_layers:
                 return targets[:max_layers]
     return None
@@ -491,6 +498,7 @@ def write_assets(presets: list[str], gatings: tuple[str, ...] = ("scalar", "vect
             targets[gating] = (_vector_from_scalar(spec, targets["scalar"]) if gating == "vector" and "scalar" in targets
                                else None) or compute_targets(spec, MAX_LAYERS, gating, log=log)
         _asset_path(preset).write_text(json.dumps({"spec": spec.to_dict(), "targets": targets}) + "\n")
+    _asset.cache_clear()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -421,8 +421,11 @@ class Trainer:
         """The run as JSON-ready data (the CLI's `train --out` format). compact: the trajectory's weights and
         gates stay float32 arrays (a quarter of the memory of Python floats), for a store that keeps results."""
         snapshot = self.snapshot()
-        with self._lock:
-            frames = list(self.frames)
+        if compact:
+            with self._lock:
+                trajectory = list(self.frames)
+        else:
+            trajectory = self.trajectory()
         return {
             "spec": self.spec.to_dict(),
             "config": asdict(self.config),
@@ -438,7 +441,7 @@ class Trainer:
             "steps": snapshot.step,
             "seconds": snapshot.seconds,
             "history": self.history_rows(),
-            "trajectory": frames if compact else [frame_as_json(frame) for frame in frames],
+            "trajectory": trajectory,
         }
 
 

@@ -25,7 +25,7 @@ PAGES = [
 
 page = st.navigation(PAGES)
 with st.sidebar:
-    st.toggle("Teacher mode", key="teacher", bind="query-params",
+    st.toggle("Teacher mode", key=lab_ui.keys.TEACHER, bind="query-params",
               help="Larger text for a projector, and a choice of controls to hide. The link keeps it.")
 lab_ui.apply_display_mode()
 lab_ui.flag_live_runs()

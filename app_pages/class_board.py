@@ -15,10 +15,10 @@ import segno
 import streamlit as st
 from plotly.subplots import make_subplots
 
-import lab_board
 import lab_ui
 from gla_core import board, figures
 from gla_core.spec import list_presets
+from lab_ui import board as lab_board, keys
 
 REFRESH_SECONDS = 5          # how often the board reads new runs while the page is open
 JOIN_PARAM = "join"          # ?join=CODE: the class link students open
@@ -126,11 +126,11 @@ if teacher_key:
     try:
         if not (view_code and board.is_teacher(view_code, teacher_key)):
             raise board.BoardError("teacher link: it does not belong to this class; open the link the class page gave")
-        st.session_state[lab_board.BOARD_TEACHER_KEY] = (board.normalise_code(view_code), teacher_key)
+        st.session_state[keys.BOARD_TEACHER] = (board.normalise_code(view_code), teacher_key)
     except (board.BoardError, board.BoardUnavailable) as error:
         st.error(str(error))
 
-teacher = st.session_state.get(lab_board.BOARD_TEACHER_KEY)
+teacher = st.session_state.get(keys.BOARD_TEACHER)
 membership = lab_board.joined_class()
 
 
@@ -139,38 +139,38 @@ def create_class() -> None:
         room = board.create_class(st.session_state.board_title, st.session_state.board_preset,
                                   st.session_state.board_open, float(st.session_state.board_days))
     except (board.BoardError, board.BoardUnavailable) as error:
-        st.session_state.board_message = str(error)
+        st.session_state[keys.BOARD_MESSAGE] = str(error)
         return
-    st.session_state[lab_board.BOARD_TEACHER_KEY] = (room.code, room.teacher_key)
+    st.session_state[keys.BOARD_TEACHER] = (room.code, room.teacher_key)
 
 
 def join_typed() -> None:
     try:
         lab_board.join(st.session_state.board_code)
     except (board.BoardError, board.BoardUnavailable) as error:
-        st.session_state.board_message = str(error)
+        st.session_state[keys.BOARD_MESSAGE] = str(error)
 
 
 def teacher_action(action) -> None:
-    code, key = st.session_state[lab_board.BOARD_TEACHER_KEY]
+    code, key = st.session_state[keys.BOARD_TEACHER]
     try:
         action(code, key)
     except (board.BoardError, board.BoardUnavailable) as error:
-        st.session_state.board_message = str(error)
+        st.session_state[keys.BOARD_MESSAGE] = str(error)
 
 
 def forget_class() -> None:
-    st.session_state.pop(lab_board.BOARD_TEACHER_KEY, None)
+    st.session_state.pop(keys.BOARD_TEACHER, None)
 
 
 def withdraw(run_id: str) -> None:
     try:
         board.withdraw_run(*membership, run_id)
     except (board.BoardError, board.BoardUnavailable) as error:
-        st.session_state.board_message = str(error)
+        st.session_state[keys.BOARD_MESSAGE] = str(error)
 
 
-message = st.session_state.pop("board_message", None)
+message = st.session_state.pop(keys.BOARD_MESSAGE, None)
 if message:
     st.error(message)
 problem = lab_board.post_problem(membership)

@@ -10,6 +10,7 @@ from gla_core import figures
 from gla_core.figures import QUANTITIES
 from gla_core.spec import SpecError, list_presets, load_preset, preset_spec
 from gla_core.train import ANALYTIC_KEY
+from lab_ui import keys
 
 PURPOSE = "playground"
 
@@ -36,9 +37,9 @@ store = lab_ui.result_store()
 controls_row = lab_ui.RunControls(PURPOSE, tag)
 run, same_settings = controls_row.run, controls_row.same_settings
 # A run stays on screen while it lives and after it ends, until the settings change after its end.
-if run is not None and not run.alive and st.session_state.get("playground_ended", (None,))[0] != run.id:
-    st.session_state["playground_ended"] = (run.id, tag)
-settings_at_end = st.session_state.get("playground_ended")
+if run is not None and not run.alive and st.session_state.get(keys.PLAYGROUND_ENDED, (None,))[0] != run.id:
+    st.session_state[keys.PLAYGROUND_ENDED] = (run.id, tag)
+settings_at_end = st.session_state.get(keys.PLAYGROUND_ENDED)
 run_on_screen = run is not None and (run.alive or same_settings or settings_at_end == (run.id, tag))
 # The description box describes what the charts show: the run on screen until new settings are trained.
 described = run.current.spec if run_on_screen else spec

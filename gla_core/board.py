@@ -17,7 +17,7 @@ few times when the database is briefly unreachable (a restart); a post carries i
 retried post that had in fact been committed is not stored twice. Nothing personal is kept: a
 student is a generated name, a class a title, and everything goes when the class expires.
 
-No Streamlit here; the app's session glue is lab_board.py.
+No Streamlit here; the app's session glue is lab_ui/board.py.
 """
 from __future__ import annotations
 

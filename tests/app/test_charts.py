@@ -48,13 +48,13 @@ def test_fingerprints_see_every_number():
     long = np.zeros(5000)
     changed = long.copy()
     changed[2500] = 1e-9                                               # repr() abbreviates both to the same text
-    assert lab_ui._fingerprint(partial(go.Scatter, y=long)) == lab_ui._fingerprint(partial(go.Scatter, y=long.copy()))
-    assert lab_ui._fingerprint(partial(go.Scatter, y=long)) != lab_ui._fingerprint(partial(go.Scatter, y=changed))
-    assert (lab_ui._fingerprint(partial(go.Scatter, {"y": [1, 2]}))
-            != lab_ui._fingerprint(partial(go.Scatter, {"y": [1, 3]})))
-    assert lab_ui._fingerprint(partial(go.Scatter, [1])) != lab_ui._fingerprint(partial(go.Bar, [1]))
+    assert lab_ui.charts.fingerprint(partial(go.Scatter, y=long)) == lab_ui.charts.fingerprint(partial(go.Scatter, y=long.copy()))
+    assert lab_ui.charts.fingerprint(partial(go.Scatter, y=long)) != lab_ui.charts.fingerprint(partial(go.Scatter, y=changed))
+    assert (lab_ui.charts.fingerprint(partial(go.Scatter, {"y": [1, 2]}))
+            != lab_ui.charts.fingerprint(partial(go.Scatter, {"y": [1, 3]})))
+    assert lab_ui.charts.fingerprint(partial(go.Scatter, [1])) != lab_ui.charts.fingerprint(partial(go.Bar, [1]))
 
 
 def test_a_recipe_with_arguments_that_are_not_data_is_refused():
     with pytest.raises(TypeError, match="plain data, got object"):
-        lab_ui._fingerprint(partial(go.Scatter, object()))
+        lab_ui.charts.fingerprint(partial(go.Scatter, object()))

@@ -13,10 +13,7 @@ import threading
 import streamlit as st
 
 from gla_core import board
-
-BOARD_CLASS_KEY = "board_class"         # st.session_state: the joined class's code
-BOARD_STUDENT_KEY = "board_student"     # st.session_state: this tab's generated name in that class
-BOARD_TEACHER_KEY = "board_teacher"     # st.session_state: (code, teacher key) of the class this tab created
+from lab_ui import keys
 
 _problems: dict[tuple[str, str], str] = {}
 _problems_lock = threading.Lock()
@@ -24,7 +21,7 @@ _problems_lock = threading.Lock()
 
 def joined_class() -> tuple[str, str] | None:
     """(class code, student name) when this session has joined a class, else None. Script thread only."""
-    code, student = st.session_state.get(BOARD_CLASS_KEY), st.session_state.get(BOARD_STUDENT_KEY)
+    code, student = st.session_state.get(keys.BOARD_CLASS), st.session_state.get(keys.BOARD_STUDENT)
     return (code, student) if code and student else None
 
 
@@ -33,14 +30,14 @@ def join(code: str) -> str:
     Raises board.BoardError (bad, expired or closed class) or board.BoardUnavailable."""
     code = board.normalise_code(code)
     student = board.join_class(code)
-    st.session_state[BOARD_CLASS_KEY], st.session_state[BOARD_STUDENT_KEY] = code, student
+    st.session_state[keys.BOARD_CLASS], st.session_state[keys.BOARD_STUDENT] = code, student
     return student
 
 
 def leave() -> None:
     """Forget the joined class in this session (its posted runs stay on the board)."""
-    st.session_state.pop(BOARD_CLASS_KEY, None)
-    st.session_state.pop(BOARD_STUDENT_KEY, None)
+    st.session_state.pop(keys.BOARD_CLASS, None)
+    st.session_state.pop(keys.BOARD_STUDENT, None)
 
 
 def post_finished(membership: tuple[str, str] | None, result: dict) -> None:

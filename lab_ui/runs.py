@@ -1,0 +1,176 @@
+"""A page's training runs: starting one in the background (and posting it to the class board), the
+button row, the live panel that follows it, and the words for where it stands."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import streamlit as st
+
+from gla_core.limits import host_limits
+from gla_core.session import LiveRun
+from gla_core.spec import PromptSpec
+from gla_core.train import Snapshot, TrainConfig, Trainer
+from lab_ui import board, keys
+from lab_ui.controls import on_phone
+from lab_ui.resources import analytic_for, browser_id, keep_result, session_runs, training_slots
+
+STEP_SIZE = 2 * TrainConfig().eval_every  # steps one press of Step trains: it ends on an evaluation
+POLL_SECONDS = 1.0          # how often a page refreshes while its run computes (a refresh costs the trainer CPU)
+
+
+def flag_live_runs() -> None:
+    """Keep LIVE_RUN_PARAM in the URL while this session has a run alive, and say so when a page opens
+    with it but no run: the server restarted (or the session expired) and the run was lost. Streamlit
+    keeps a tab's URL when it reconnects to a restarted server, but not its session. Called by the
+    frame (app.py) on every page run."""
+    if session_runs().any_alive():
+        st.query_params[keys.LIVE_RUN_PARAM] = "1"
+        st.session_state[keys.LIVE_RUN_FLAGGED] = True
+    elif keys.LIVE_RUN_PARAM in st.query_params:
+        if not st.session_state.get(keys.LIVE_RUN_FLAGGED):
+            st.warning("**Your training run was interrupted**: the server restarted or your session expired, and "
+                       "a run lives only in the server's memory. Press **Train** to start it again.",
+                       icon=":material/restart_alt:")
+        del st.query_params[keys.LIVE_RUN_PARAM]
+
+
+def start_run(purpose: str, jobs: list[tuple[PromptSpec, TrainConfig]], tag: Any = None,
+              step_budget: int | None = None, post_to_board: bool = True) -> LiveRun:
+    """Start a background run that trains one model per (spec, config) job, one after another, in
+    place of this session's run for `purpose`. Each model that completes its steps goes to the
+    result_store, for every session to reuse (see resources.keep_result), and, when this session has
+    joined a class and post_to_board is set, to the class board."""
+    membership = board.joined_class() if post_to_board else None   # read here: session state is this thread's
+
+    def finished(trainer: Trainer) -> None:
+        if keep_result(trainer):
+            board.post_finished(membership, trainer.result())
+
+    trainers = [Trainer(spec, config, analytic=analytic_for(spec.to_json())) for spec, config in jobs]
+    run = LiveRun(trainers, training_slots(), host_limits().max_seconds,
+                  step_budget=step_budget, on_trainer_finished=finished, group=browser_id())
+    session_runs().replace(purpose, run, tag)
+    return run.start()
+
+
+@dataclass(frozen=True)
+class RunButton:
+    """One button of a page's run controls (RunControls.buttons)."""
+
+    label: str
+    on_click: Callable
+    args: tuple = ()
+    disabled: bool = False
+    help: str | None = None
+    primary: bool = False
+
+
+class RunControls:
+    """What a training page knows of its run, and its button row: this session's run for `purpose`,
+    whether it was started with the settings now on screen (`tag`), and whether it computes.
+
+        controls = lab_ui.RunControls("depth", tag)
+        controls.buttons([RunButton("Train", train, primary=True)], phone="On a phone ...")
+    """
+
+    def __init__(self, purpose: str, tag: Any):
+        self.purpose, self.tag = purpose, tag
+        runs = session_runs()
+        self.run = runs.get(purpose)
+        self.same_settings = self.run is not None and runs.tag(purpose) == tag
+
+    @property
+    def computing(self) -> bool:
+        """The run of these settings is waiting for a slot or training."""
+        return self.same_settings and self.run.phase in ("waiting", "running")
+
+    def start(self, jobs: list[tuple[PromptSpec, TrainConfig]], **options) -> LiveRun:
+        return start_run(self.purpose, jobs, self.tag, **options)
+
+    def stop(self) -> None:
+        self.run.stop()
+
+    def buttons(self, buttons: list[RunButton], phone: str, widths: list[float] | None = None,
+                stop_at: int | None = None, stop_shown_run: bool = False) -> None:
+        """The page's buttons in one row, with a Stop at position `stop_at` (default: last); on a phone,
+        which trains nothing, the `phone` notice instead. widths: the columns' relative widths.
+        stop_shown_run: Stop also stops a run of other settings (a page that keeps showing it)."""
+        if on_phone():
+            st.warning(phone, icon=":material/smartphone:")
+            return
+        row = list(buttons)
+        stoppable = self.run is not None and self.run.alive and (self.same_settings or stop_shown_run)
+        stop = RunButton("Stop", self.stop, disabled=not stoppable)
+        row.insert(len(row) if stop_at is None else stop_at, stop)
+        for column, button in zip(st.columns(widths or [1] * len(row)), row):
+            column.button(button.label, on_click=button.on_click, args=button.args, disabled=button.disabled,
+                          help=button.help, type="primary" if button.primary else "secondary", width="stretch")
+
+
+def snapshot_from_result(result: dict) -> Snapshot:
+    """A stored run's result (Trainer.result) seen as the snapshot of a run that has ended."""
+    return Snapshot(step=result["steps"], total_steps=result["config"]["steps"], seconds=result["seconds"],
+                    test_risk=result["test_risk"], test_risk_se=result.get("test_risk_se", float("nan")),
+                    test_mse=result["test_mse"], cosine=result["cosine"],
+                    induced_weights=result["induced_weights"], status=result["status"], reason=result["reason"])
+
+
+def live_panel(run: LiveRun | None, draw: Callable[[LiveRun | None], None]) -> None:
+    """Draw `draw(run)` in a fragment that refreshes every POLL_SECONDS while the run computes, and
+    reruns the whole page exactly once when it pauses or ends (so buttons and exports catch up)."""
+    computing = run is not None and run.phase in ("waiting", "running")
+
+    @st.fragment(run_every=POLL_SECONDS if computing else None)
+    def panel() -> None:
+        draw(run)
+        if computing and run.phase in ("paused", "ended"):
+            seen = ("refreshed", run.id, run.version)
+            if st.session_state.get(keys.LAST_REFRESH) != seen:  # the rerun below runs this again: once only
+                st.session_state[keys.LAST_REFRESH] = seen
+                st.rerun()
+
+    panel()
+
+
+def status_line(run: LiveRun) -> None:
+    """Progress bar with step count and time left, or what the run is waiting for."""
+    trainer = run.current
+    snapshot = trainer.snapshot()
+    phase = run.phase
+    position = f" (model {run.trainers.index(trainer) + 1} of {len(run.trainers)})" if len(run.trainers) > 1 else ""
+    if phase == "waiting":
+        capacity, ahead = host_limits().max_concurrent_runs, run.runs_ahead()
+        line = f"{ahead} run{'s' if ahead != 1 else ''} ahead of yours" if ahead else "yours is next"
+        wait = run.wait_estimate()
+        when = f" (about {wait:.0f} s)" if np.isfinite(wait) else ""
+        st.info(f"Waiting for a free training slot{position} — {line}{when}; the server trains {capacity} "
+                f"model{'s' if capacity != 1 else ''} at a time. It starts by itself.",
+                icon=":material/hourglass_top:")
+        return
+    fraction = snapshot.step / max(snapshot.total_steps, 1)
+    seconds = run.active_seconds()
+    if phase == "running":
+        left = seconds / snapshot.step * (snapshot.total_steps - snapshot.step) if snapshot.step else float("nan")
+        limit_left = run.max_active_seconds - seconds     # the host's time limit stops the model sooner
+        when = ("estimating time left" if not np.isfinite(left) else f"about {left:.0f} s left" if left <= limit_left
+                else f"the time limit stops it in about {max(limit_left, 0):.0f} s")
+        text = f"Training{position}: step {snapshot.step} of {snapshot.total_steps} · {when}"
+    elif phase == "paused":
+        text = (f"Paused at step {snapshot.step} of {snapshot.total_steps} — Step for {STEP_SIZE} more, "
+                "Train to finish")
+    else:
+        text = f"{ended_status(run, snapshot)} · {snapshot.step} steps in {seconds:.1f} s of training"
+    st.progress(min(fraction, 1.0), text=text)
+
+
+def ended_status(run: LiveRun, snapshot: Snapshot) -> str:
+    """How a run ended, and for a run that went wrong, why and what to do (the trainer's reason)."""
+    if run.reason:
+        return run.reason[0].upper() + run.reason[1:]
+    label = {"finished": "Finished", "stopped": "Stopped", "diverged": "Diverged", "time limit": "Time limit",
+             "error": "Failed"}.get(snapshot.status, snapshot.status.capitalize())
+    if snapshot.status in ("diverged", "time limit", "error") and snapshot.reason:
+        return f"{label}: {snapshot.reason}"
+    return label

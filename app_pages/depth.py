@@ -14,7 +14,7 @@ DEPTHS = (1, 2, 3, 4)
 
 HIDEABLE = {"preset": "the preset box",
             **{name: label for name, label in lab_ui.SETTING_LABELS.items() if name != "layers"}}
-controls = lab_ui.Controls(PURPOSE, HIDEABLE)
+controls = lab_ui.Controls(PURPOSE, HIDEABLE, follows_class=True)
 
 st.title("Depth: more layers, more gradient steps")
 st.markdown("With the WPGD construction in every layer, a GLA of $L$ layers runs $L$ steps of **causal** WPGD: "

@@ -15,7 +15,8 @@ from lab_ui import keys
 PURPOSE = "playground"
 
 controls = lab_ui.Controls(PURPOSE, {"preset": "the preset box", **lab_ui.SETTING_LABELS, "exports": "the exports",
-                                     "theory": "the hide-the-theory switch"})
+                                     "theory": "the hide-the-theory switch"},
+                          follows_class=True)
 
 st.title("Playground")
 st.markdown("Choose a prompt and a model, press **Train**, and watch the gates of a gated linear attention model "

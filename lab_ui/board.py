@@ -9,6 +9,7 @@ membership, for the board page to say (post_problem): never dropped silently.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import streamlit as st
 
@@ -23,6 +24,29 @@ def joined_class() -> tuple[str, str] | None:
     """(class code, student name) when this session has joined a class, else None. Script thread only."""
     code, student = st.session_state.get(keys.BOARD_CLASS), st.session_state.get(keys.BOARD_STUDENT)
     return (code, student) if code and student else None
+
+
+@dataclass(frozen=True)
+class ClassRules:
+    """What a joined class fixes on the training pages: its preset, and the setting groups
+    (board.ADJUSTABLE_SETTINGS) its students may not change."""
+
+    title: str
+    preset: str
+    locked: frozenset[str]
+
+
+def class_rules() -> ClassRules | None:
+    """The rules of the class this session has joined; None outside a class, or when the class cannot
+    be read now (gone, or its database away: the board page says which)."""
+    membership = joined_class()
+    if membership is None:
+        return None
+    try:
+        room = board.get_class(membership[0])
+    except (board.BoardError, board.BoardUnavailable):
+        return None
+    return ClassRules(room.title, room.preset, frozenset(board.ADJUSTABLE_SETTINGS) - set(room.open_settings))
 
 
 def join(code: str) -> str:

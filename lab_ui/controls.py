@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from lab_ui import keys
+from lab_ui.board import class_rules
 from lab_ui.messages import literal
 
 BASE_CSS = """
@@ -71,10 +72,23 @@ class Controls:
     hideable: name -> what it hides, for what the teacher may hide (the names are shown as they are:
     URL values of choice widgets are the shown labels, so they stay short words); a widget belongs to
     the name given as `hide_as` (several widgets can share one, e.g. every task's size), or else to its key.
+
+    follows_class: on a page whose runs go to the class board, a student in a class trains the class's
+    preset, and the settings the teacher did not open are fixed at its values: shown, disabled, and
+    never read from the URL or the browser.
     """
 
-    def __init__(self, page: str, hideable: dict[str, str]):
+    def __init__(self, page: str, hideable: dict[str, str], follows_class: bool = False):
         self.hidden: set[str] = set()
+        self.class_rules = class_rules() if follows_class else None
+        # the preset box is fixed with the first fixed setting: it would change them all
+        locked = self.class_rules.locked if self.class_rules else frozenset()
+        self.locked: set[str] = {"preset", *locked} if locked else set()
+        if self.class_rules:
+            fixed = (f"fixes the preset and {', '.join(sorted(locked))}" if locked
+                     else "leaves every setting to you")
+            st.sidebar.info(f"Your class, {literal(self.class_rules.title)}, starts from the preset "
+                            f"**{self.class_rules.preset}** and {fixed}.", icon=":material/groups:")
         key = keys.HIDDEN_CONTROLS_PREFIX + page
         if teacher_mode():
             with st.sidebar:
@@ -95,6 +109,9 @@ class Controls:
 
     def __call__(self, widget: Callable, label: str, key: str, hide_as: str | None = None, **kwargs) -> Any:
         hidden = (hide_as or key) in self.hidden
+        if (hide_as or key) in self.locked:
+            with st.container(key=f"hidden_{key}") if hidden else nullcontext():
+                return self._fixed(widget, label, key, kwargs)
         from_link, repeated = st.query_params.get(key), st.query_params.get_all(key)   # before the widget rewrites them
         with st.container(key=f"hidden_{key}") if hidden else nullcontext():
             value = widget(label, key=key, bind="query-params", **kwargs)
@@ -105,6 +122,18 @@ class Controls:
         elif from_link is not None and _link_value_refused(from_link, value):
             st.warning(f"The link's {key}={literal(repr(from_link))} is not an allowed value for {label.lower()}; "
                        f"showing {literal(value)} instead.")
+        return value
+
+
+    def _fixed(self, widget: Callable, label: str, key: str, kwargs: dict) -> Any:
+        """A setting the class fixes: its default (the class preset's value, since the preset box is
+        fixed too), shown in a disabled copy of its widget that is bound to nothing."""
+        if "value" in kwargs:
+            value = kwargs["value"]
+        else:
+            value = list(kwargs["options"])[kwargs.get("index", 0)]
+        shown = {name: option for name, option in kwargs.items() if name not in ("on_change", "args", "help")}
+        widget(label, key=f"class_fixed_{key}", disabled=True, help="Fixed by your class.", **shown)
         return value
 
 

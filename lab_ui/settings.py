@@ -73,6 +73,8 @@ def use_preset(preset_key: str) -> None:
 def preset_box(controls: "Controls", key: str = "preset", default: str = "default") -> tuple[str, dict]:
     """The preset chooser; returns its name and its settings, the defaults of every other control."""
     names = list_presets()
+    if controls.class_rules:
+        default = controls.class_rules.preset
     name = controls(st.selectbox, "Preset", key, hide_as="preset", options=names, index=names.index(default),
                     on_change=use_preset, args=(key,),
                     help="Named settings; each one shows one thing the theory predicts.")

@@ -529,3 +529,41 @@ def test_the_teacher_link_works_inside_the_app(page_board):
     assert not at.exception, [error.value for error in at.exception]
     assert at.session_state["board_teacher"] == (room.code, room.teacher_key)
     assert dict(at.query_params) == {"board": room.code}
+
+
+def _student_page(page: str, room, student: str, **query: str) -> AppTest:
+    """A training page, through app.py, in a session that has joined `room` as `student`."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["board_class"], at.session_state["board_student"] = room.code, student
+    at.query_params.update(query)
+    at.run()
+    at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, [error.value for error in at.exception]
+    return at
+
+
+def test_a_class_fixes_its_preset_and_the_settings_it_did_not_open(page_board):
+    """A class on the depth preset that opens only the training settings: the Playground starts there, the
+    data and model controls are shown fixed at the preset's values, and a link cannot move them."""
+    depth = preset_spec("depth")
+    room = page_board.create_class("fixed", preset="depth", open_settings=("training",))
+    at = _student_page("playground", room, page_board.join_class(room.code), d="9", gating="vector", steps="25")
+    preset, d, tasks = (at.selectbox(key="class_fixed_preset"), at.slider(key="class_fixed_d"),
+                        at.slider(key="class_fixed_tasks"))
+    assert (preset.value, preset.disabled) == ("depth", True)
+    assert (d.value, d.disabled, tasks.value) == (depth.d, True, depth.num_tasks)
+    assert at.radio(key="class_fixed_gating").value == "scalar"
+    assert at.select_slider(key="steps").value == 25                 # training is open: the link's value holds
+    assert "fixes the preset and advanced, data, gating, layers, tasks" in at.sidebar.info[0].value
+    weights = next(json.loads(element.proto.spec) for element in at.get("plotly_chart")
+                   if element.proto.id.endswith("-weights_chart"))
+    examples = sum(len(_array(trace["x"])) for trace in weights["data"] if trace["type"] == "bar")
+    assert examples == sum(task.n for task in depth.tasks)           # the drawn prompt is the class's
+
+
+def test_a_class_that_opens_everything_only_sets_the_starting_preset(page_board):
+    room = page_board.create_class("open", preset="depth")
+    at = _student_page("depth", room, page_board.join_class(room.code), d="7")
+    assert at.selectbox(key="dp_preset").value == "depth" and not at.selectbox(key="dp_preset").disabled
+    assert at.slider(key="d").value == 7
+    assert "leaves every setting to you" in at.sidebar.info[0].value

@@ -132,11 +132,29 @@ def depth_targets_pending(spec: PromptSpec, gating: str) -> bool:
     return job is not None and not job.done()
 
 
+XSRF_COOKIE = "_streamlit_xsrf"
+
+
 def browser_id() -> str | None:
-    """Which browser this session is in: tabs of one browser share Streamlit's XSRF cookie (hashed here,
-    never kept), so one browser's tabs share one place at the head of the training line (TrainingSlots)."""
-    cookie = (st.context.cookies or {}).get("_streamlit_xsrf")
-    return hashlib.sha256(cookie.encode()).hexdigest()[:16] if cookie else None
+    """Which browser this session is in, from the secret token in Streamlit's XSRF cookie (hashed here,
+    never kept): tabs of one browser share it, and it outlives a server restart. One browser's tabs
+    share one place at the head of the training line (TrainingSlots)."""
+    cookie = (st.context.cookies or {}).get(XSRF_COOKIE)
+    return hashlib.sha256(xsrf_secret(cookie).encode()).hexdigest()[:16] if cookie else None
+
+
+def xsrf_secret(cookie: str) -> str:
+    """The token inside an XSRF cookie. Its version-2 form, "2|mask|masked token|time" in hex, is masked
+    afresh for every page the server sends (so the cookie's text changes from tab to tab); the token
+    under the mask is the browser's own. Another form is returned as it is."""
+    parts = cookie.strip("\"'").split("|")
+    try:
+        if len(parts) == 4 and parts[0] == "2":
+            mask, masked = bytes.fromhex(parts[1]), bytes.fromhex(parts[2])
+            return bytes(byte ^ mask[i % len(mask)] for i, byte in enumerate(masked)).hex()
+    except ValueError:   # not hex: not a cookie the server wrote; still one browser's text
+        pass
+    return cookie
 
 
 def result_key(spec: PromptSpec, config: TrainConfig) -> str:

@@ -20,16 +20,24 @@ STEP_SIZE = 2 * TrainConfig().eval_every  # steps one press of Step trains: it e
 POLL_SECONDS = 1.0          # how often a page refreshes while its run computes (a refresh costs the trainer CPU)
 
 
+def live_run_mark() -> str:
+    """The value of LIVE_RUN_PARAM: this browser's id, shortened (one-way, like browser_id itself), so a
+    copied link that carries it tells another browser nothing; "1" where no browser id is known."""
+    return (browser_id() or "1")[:8]
+
+
 def flag_live_runs() -> None:
     """Keep LIVE_RUN_PARAM in the URL while this session has a run alive, and say so when a page opens
     with it but no run: the server restarted (or the session expired) and the run was lost. Streamlit
-    keeps a tab's URL when it reconnects to a restarted server, but not its session. Called by the
-    frame (app.py) on every page run."""
+    keeps a tab's URL when it reconnects to a restarted server, but not its session; the browser keeps
+    its cookie, so only the browser that trained is told (a copied link's flag is dropped quietly).
+    Called by the frame (app.py) on every page run."""
     if session_runs().any_alive():
-        st.query_params[keys.LIVE_RUN_PARAM] = "1"
+        st.query_params[keys.LIVE_RUN_PARAM] = live_run_mark()
         st.session_state[keys.LIVE_RUN_FLAGGED] = True
     elif keys.LIVE_RUN_PARAM in st.query_params:
-        if not st.session_state.get(keys.LIVE_RUN_FLAGGED):
+        if (not st.session_state.get(keys.LIVE_RUN_FLAGGED)
+                and st.query_params.get(keys.LIVE_RUN_PARAM) == live_run_mark()):
             st.warning("**Your training run was interrupted**: the server restarted or your session expired, and "
                        "a run lives only in the server's memory. Press **Train** to start it again.",
                        icon=":material/restart_alt:")

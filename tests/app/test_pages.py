@@ -178,6 +178,14 @@ def test_the_url_flags_a_live_run_and_a_page_that_lost_its_run_says_so():
     assert not [warning for warning in lost.warning if "interrupted" in warning.value]
 
 
+def test_a_copied_link_with_another_browsers_live_run_flag_says_nothing():
+    """The flag holds the training browser's mark (AppTest has no cookie: its mark is "1"); a visitor who
+    opens a link copied from that browser's address bar is not told that a run of theirs was lost."""
+    copied = open_page("playground", **{lab_ui.LIVE_RUN_PARAM: "5f3a9c1e"})
+    assert not [warning for warning in copied.warning if "interrupted" in warning.value]
+    assert lab_ui.LIVE_RUN_PARAM not in copied.query_params
+
+
 def test_a_run_over_the_hosts_memory_limit_is_refused_with_the_batch_that_fits(host_env):
     from gla_core.spec import PromptSpec, load_preset
     from gla_core.train import TrainConfig, training_memory_bytes
@@ -358,3 +366,17 @@ def test_depth_draws_each_depths_own_target_and_says_where_a_model_landed():
     other = open_page("depth", n1="7")
     assert [button for button in other.button if button.label == "Compute the L-step targets"]
     assert not [trace for trace in chart(other, "depth_chart")["data"] if "causal WPGD" in trace.get("name", "")]
+
+
+def test_tabs_of_one_browser_are_one_browser_though_their_cookie_text_differs():
+    """The server masks the XSRF token afresh for every page it sends: the cookie's text differs from tab
+    to tab (and after a restart) while the token under the mask is the browser's own."""
+    from streamlit.web.server.starlette.starlette_app_utils import generate_xsrf_token_string
+    from lab_ui.resources import xsrf_secret
+
+    mine, theirs = bytes(range(16)), bytes(range(1, 17))
+    tab_1, tab_2 = generate_xsrf_token_string(mine, 1700000000), generate_xsrf_token_string(mine, 1700000000)
+    assert tab_1 != tab_2
+    assert xsrf_secret(tab_1) == xsrf_secret(tab_2) == mine.hex()
+    assert xsrf_secret(generate_xsrf_token_string(theirs, 1700000000)) != xsrf_secret(tab_1)
+    assert xsrf_secret("not|a|cookie") == "not|a|cookie"

@@ -9,6 +9,7 @@ import streamlit as st
 import lab_ui
 from gla_core import figures
 from gla_core.figures import QUANTITIES
+from gla_core.session import Phase
 from gla_core.spec import SpecError, load_preset
 from gla_core.train import ANALYTIC_KEY
 
@@ -113,7 +114,7 @@ def draw(run) -> None:
                     f"{QUANTITIES['optimal'].label} is {QUANTITIES['optimal'].description}, while vector gates "
                     "implement per-coordinate WPGD, one weight per example and key coordinate."
                     if "vector_gla" in risks else ""), key="sweep_chart")
-    if trained and not (same_settings and run.phase == "ended"):
+    if trained and not (same_settings and run.phase == Phase.ENDED):
         st.caption("Markers: models trained on this server with these settings, perhaps earlier or by someone else "
                    "(results are shared, so a second request is instant).")
 

@@ -8,6 +8,7 @@ import streamlit as st
 import lab_ui
 from gla_core import figures
 from gla_core.figures import QUANTITIES
+from gla_core.session import Phase
 from gla_core.spec import SpecError, list_presets, load_preset, preset_spec
 from gla_core.train import ANALYTIC_KEY
 from lab_ui import keys
@@ -74,7 +75,7 @@ controls_row.buttons([
     lab_ui.RunButton("Reset", reset, disabled=run is None, help="Forget the run and start over."),
 ], phone="On a phone the Playground shows the theory, and models trained earlier on this server; open it on a "
          "larger screen to train models live.", stop_at=2, stop_shown_run=True)   # it stays on screen
-if same_settings and run.phase == "ended" and run.current.snapshot().status == "stopped":
+if same_settings and run.phase == Phase.ENDED and run.current.snapshot().status == "stopped":
     st.caption("This run was stopped: **Train** starts a new run from the untrained model. (To pause a run "
                "and continue it, use **Step**.)")
 
@@ -84,7 +85,7 @@ def draw(run) -> None:
     if run_on_screen:
         trainer = run.current
         shown_spec, shown_config, analytic = trainer.spec, trainer.config, trainer.analytic
-        snapshot, frames, ended = trainer.snapshot(), trainer.trajectory(), run.phase == "ended"
+        snapshot, frames, ended = trainer.snapshot(), trainer.trajectory(), run.phase == Phase.ENDED
         if not same_settings:
             st.caption("These charts show your run; your settings have changed since it started. Press Train to "
                        "start a run with the new settings, or Reset to see their theory.")
@@ -185,7 +186,7 @@ lab_ui.live_panel(run, draw)
 
 
 # ---------------------------------------------------------------- exports
-if run is not None and run.phase in ("paused", "ended") and "exports" not in controls.hidden:
+if run is not None and run.phase in (Phase.PAUSED, Phase.ENDED) and "exports" not in controls.hidden:
     trainer = run.current
     with st.expander("Export this run"):
         json_col, history_col, weights_col = st.columns(3)

@@ -24,9 +24,22 @@ import itertools
 import threading
 import time
 from collections import OrderedDict
+from enum import StrEnum
 from typing import Callable, Sequence
 
 from .train import Trainer, TrainingRun
+
+
+class Phase(StrEnum):
+    """Where a LiveRun stands. Each is also its plain string ("waiting", ...), as it reads in JSON."""
+
+    WAITING = "waiting"     # for a training slot (or to start)
+    RUNNING = "running"     # holding a slot and training
+    PAUSED = "paused"       # between Steps: alive, holding no slot
+    ENDED = "ended"         # every trainer finished, stopped or failed
+
+
+COMPUTING = (Phase.WAITING, Phase.RUNNING)     # a page refreshes while its run is in one of these
 
 SLOT_POLL_SECONDS = 0.2
 _run_ids = itertools.count(1)
@@ -108,7 +121,7 @@ class LiveRun:
         self._on_trainer_finished = on_trainer_finished
         self._condition = threading.Condition()
         self._budget = step_budget        # steps left before the next pause; None: no pause
-        self._phase = "waiting"
+        self._phase = Phase.WAITING
         self._holds_slot = False
         self._stopped = False
         self._index = 0                   # the trainer training now
@@ -124,14 +137,19 @@ class LiveRun:
 
     # ------------------------------------------------------------ the owner's controls (any thread)
     @property
-    def phase(self) -> str:
+    def phase(self) -> Phase:
         with self._condition:
             return self._phase
 
     @property
+    def computing(self) -> bool:
+        """Waiting for a slot or training: a page showing it refreshes."""
+        return self.phase in COMPUTING
+
+    @property
     def alive(self) -> bool:
         """Not yet ended (a paused run is alive: it can resume)."""
-        return self.phase != "ended"
+        return self.phase != Phase.ENDED
 
     @property
     def current(self) -> Trainer:
@@ -187,8 +205,8 @@ class LiveRun:
 
     def _wake(self) -> None:
         # A paused run counts as computing again at once, so its owner starts watching it now.
-        if self._phase == "paused":
-            self._set_phase("waiting")
+        if self._phase == Phase.PAUSED:
+            self._set_phase(Phase.WAITING)
         self._condition.notify_all()
 
     def stop(self, reason: str = "") -> None:
@@ -207,7 +225,7 @@ class LiveRun:
         """Wait until the run has ended (True) or until timeout seconds have passed (False)."""
         deadline = time.monotonic() + timeout
         with self._condition:
-            while self._phase != "ended":
+            while self._phase != Phase.ENDED:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -218,7 +236,7 @@ class LiveRun:
         """Wait until the run is paused or ended (True), or until timeout seconds have passed (False)."""
         deadline = time.monotonic() + timeout
         with self._condition:
-            while self._phase in ("waiting", "running"):
+            while self._phase in COMPUTING:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -230,15 +248,15 @@ class LiveRun:
         running = time.perf_counter() - self._active_since if self._active_since is not None else 0.0
         return self._active_seconds + running
 
-    def _set_phase(self, phase: str) -> None:
+    def _set_phase(self, phase: Phase) -> None:
         if phase == self._phase:
             return
-        if self._phase == "running" and self._active_since is not None:
+        if self._phase == Phase.RUNNING and self._active_since is not None:
             self._active_seconds += time.perf_counter() - self._active_since
             self._active_since = None
-        if phase == "running":
+        if phase == Phase.RUNNING:
             self._active_since = time.perf_counter()
-        if phase in ("paused", "ended"):
+        if phase in (Phase.PAUSED, Phase.ENDED):
             self.version += 1
         self._phase = phase
         self._condition.notify_all()
@@ -263,16 +281,16 @@ class LiveRun:
                     return
                 if self._budget == 0:
                     self._release_slot()
-                    self._set_phase("paused")
+                    self._set_phase(Phase.PAUSED)
                     self._condition.wait()
                     continue
                 if not self._holds_slot:
-                    self._set_phase("waiting")
+                    self._set_phase(Phase.WAITING)
                     if not self._slots.try_take(self, self.group):
                         self._condition.wait(SLOT_POLL_SECONDS)
                         continue
                     self._holds_slot = True
-                self._set_phase("running")
+                self._set_phase(Phase.RUNNING)
                 if self._budget is not None:
                     self._budget -= 1
                 return
@@ -282,10 +300,10 @@ class LiveRun:
             self._on_trainer_finished(trainer)
         with self._condition:
             self._release_slot()
-            self._set_phase("waiting")   # closes the computing stretch
+            self._set_phase(Phase.WAITING)   # closes the computing stretch
             self._index += 1
             if self._stopped or self._index == len(self.trainers):
-                self._set_phase("ended")
+                self._set_phase(Phase.ENDED)
                 return
             self._active_seconds = 0.0
             self._threads[self._index].start()

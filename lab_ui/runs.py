@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from gla_core.limits import host_limits
-from gla_core.session import LiveRun
+from gla_core.session import LiveRun, Phase
 from gla_core.spec import PromptSpec
 from gla_core.train import Snapshot, TrainConfig, Trainer
 from lab_ui import board, keys
@@ -92,7 +92,7 @@ class RunControls:
     @property
     def computing(self) -> bool:
         """The run of these settings is waiting for a slot or training."""
-        return self.same_settings and self.run.phase in ("waiting", "running")
+        return self.same_settings and self.run.computing
 
     def start(self, jobs: list[tuple[PromptSpec, TrainConfig]], **options) -> LiveRun:
         return start_run(self.purpose, jobs, self.tag, **options)
@@ -128,12 +128,12 @@ def snapshot_from_result(result: dict) -> Snapshot:
 def live_panel(run: LiveRun | None, draw: Callable[[LiveRun | None], None]) -> None:
     """Draw `draw(run)` in a fragment that refreshes every POLL_SECONDS while the run computes, and
     reruns the whole page exactly once when it pauses or ends (so buttons and exports catch up)."""
-    computing = run is not None and run.phase in ("waiting", "running")
+    computing = run is not None and run.computing
 
     @st.fragment(run_every=POLL_SECONDS if computing else None)
     def panel() -> None:
         draw(run)
-        if computing and run.phase in ("paused", "ended"):
+        if computing and not run.computing:
             seen = ("refreshed", run.id, run.version)
             if st.session_state.get(keys.LAST_REFRESH) != seen:  # the rerun below runs this again: once only
                 st.session_state[keys.LAST_REFRESH] = seen
@@ -148,7 +148,7 @@ def status_line(run: LiveRun) -> None:
     snapshot = trainer.snapshot()
     phase = run.phase
     position = f" (model {run.trainers.index(trainer) + 1} of {len(run.trainers)})" if len(run.trainers) > 1 else ""
-    if phase == "waiting":
+    if phase == Phase.WAITING:
         capacity, ahead = host_limits().max_concurrent_runs, run.runs_ahead()
         line = f"{ahead} run{'s' if ahead != 1 else ''} ahead of yours" if ahead else "yours is next"
         wait = run.wait_estimate()
@@ -159,13 +159,13 @@ def status_line(run: LiveRun) -> None:
         return
     fraction = snapshot.step / max(snapshot.total_steps, 1)
     seconds = run.active_seconds()
-    if phase == "running":
+    if phase == Phase.RUNNING:
         left = seconds / snapshot.step * (snapshot.total_steps - snapshot.step) if snapshot.step else float("nan")
         limit_left = run.max_active_seconds - seconds     # the host's time limit stops the model sooner
         when = ("estimating time left" if not np.isfinite(left) else f"about {left:.0f} s left" if left <= limit_left
                 else f"the time limit stops it in about {max(limit_left, 0):.0f} s")
         text = f"Training{position}: step {snapshot.step} of {snapshot.total_steps} · {when}"
-    elif phase == "paused":
+    elif phase == Phase.PAUSED:
         text = (f"Paused at step {snapshot.step} of {snapshot.total_steps} — Step for {STEP_SIZE} more, "
                 "Train to finish")
     else:

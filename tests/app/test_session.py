@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from gla_core.session import LiveRun, ResultStore, TrainingSlots
+from gla_core.session import LiveRun, Phase, ResultStore, TrainingSlots
 from gla_core.spec import default_spec
 from gla_core.theory import solve
 from gla_core.train import TrainConfig, Trainer
@@ -21,7 +21,7 @@ def tiny_trainer(steps: int = 40, **changes) -> Trainer:
 def test_runs_to_the_end_and_bumps_version_once():
     run = LiveRun([tiny_trainer()], TrainingSlots(1), max_active_seconds=WAIT).start()
     assert run.join(WAIT)
-    assert run.phase == "ended" and not run.alive
+    assert run.phase == Phase.ENDED and not run.alive
     assert run.version == 1
     assert run.current.snapshot().status == "finished"
     assert run.current.snapshot().step == 40
@@ -31,12 +31,12 @@ def test_step_budget_pauses_then_grant_and_resume_continue_the_same_model():
     slots = TrainingSlots(1)
     run = LiveRun([tiny_trainer()], slots, max_active_seconds=WAIT, step_budget=10).start()
     assert run.wait_until_not_running(WAIT)
-    assert run.phase == "paused" and run.current.snapshot().step == 10
+    assert run.phase == Phase.PAUSED and run.current.snapshot().step == 10
     assert slots.try_take("another run"), "a paused run must give its slot back"
     slots.leave("another run")
     run.grant(5)
     assert run.wait_until_not_running(WAIT)
-    assert run.phase == "paused" and run.current.snapshot().step == 15
+    assert run.phase == Phase.PAUSED and run.current.snapshot().step == 15
     assert run.version == 2
     run.resume()
     assert run.join(WAIT)
@@ -59,7 +59,7 @@ def test_waits_for_a_free_slot_and_stop_while_waiting():
     slots.try_take("another run")  # someone else trains
     run = LiveRun([tiny_trainer()], slots, max_active_seconds=WAIT).start()
     run.join(0.5)
-    assert run.phase == "waiting"
+    assert run.phase == Phase.WAITING
     run.stop()
     assert run.join(WAIT)
     slots.leave("another run")
@@ -70,7 +70,7 @@ def test_a_slot_freed_by_another_run_is_taken():
     slots.try_take("another run")
     run = LiveRun([tiny_trainer()], slots, max_active_seconds=WAIT).start()
     run.join(0.3)
-    assert run.phase == "waiting"
+    assert run.phase == Phase.WAITING
     slots.leave("another run")
     assert run.join(WAIT) and run.current.snapshot().status == "finished"
     assert slots.try_take("a third run"), "the slot is given back at the end"

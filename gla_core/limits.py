@@ -123,11 +123,6 @@ class HostLimits:
         environ = os.environ if environ is None else environ
         return cls(**{info.field: _read(info, environ.get(info.variable)) for info in LIMITS})
 
-    def as_rows(self) -> list[dict]:
-        """One row per limit (variable, value, default, range, meaning), e.g. for an 'about' page."""
-        return [{"variable": info.variable, "value": getattr(self, info.field), "default": info.default,
-                 "range": f"{_fmt(info.low)}–{_fmt(info.high)}", "meaning": info.meaning} for info in LIMITS]
-
 
 def limits_set(environ: Mapping[str, str] | None = None) -> dict[str, int | float]:
     """Only the GLA_MAX_* variables that are set (non-empty), by HostLimits field, each checked: what a

@@ -1,5 +1,5 @@
 """Host limits from environment variables: defaults, overrides, and errors that name the variable."""
-from dataclasses import FrozenInstanceError, fields
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -33,11 +33,6 @@ def test_overrides():
 def test_reads_os_environ(monkeypatch):
     monkeypatch.setenv("GLA_MAX_BATCH", "16")
     assert HostLimits.from_env().max_batch == 16
-
-
-def test_frozen():
-    with pytest.raises(FrozenInstanceError):
-        HostLimits().max_steps = 1
 
 
 def test_range_ends_are_allowed():
@@ -83,12 +78,6 @@ def test_dataclass_defaults_match_the_table():
     assert [f.default for f in fields(HostLimits)] == [info.default for info in LIMITS]
     for info in LIMITS:
         assert info.low <= info.default <= info.high, info.variable
-
-
-def test_rows_describe_every_limit():
-    rows = HostLimits().as_rows()
-    assert [row["variable"] for row in rows] == [info.variable for info in LIMITS]
-    assert all(row["value"] == row["default"] for row in rows)
 
 
 def test_host_limits_is_read_once(monkeypatch):

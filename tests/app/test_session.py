@@ -134,10 +134,20 @@ def test_stop_skips_the_trainers_not_started():
 
 
 def test_computing_time_limit_ignores_pauses():
-    run = LiveRun([tiny_trainer(steps=100_000)], TrainingSlots(1), max_active_seconds=0.3).start()
+    """A run paused for longer than its whole time limit still gets all of it once resumed."""
+    limit, pause = 0.5, 1.0
+    trainer = tiny_trainer(steps=100_000)
+    run = LiveRun([trainer], TrainingSlots(1), max_active_seconds=limit, step_budget=5).start()
+    deadline = time.monotonic() + WAIT
+    while run.phase != Phase.PAUSED and time.monotonic() < deadline:
+        run.join(0.01)
+    assert run.phase == Phase.PAUSED and trainer.snapshot().step == 5
+    time.sleep(pause)
+    assert run.active_seconds() < limit                 # the pause used none of the limit
+    run.resume()
     assert run.join(WAIT)
-    assert run.reason.startswith("time limit")
-    assert run.active_seconds() == pytest.approx(0.3, abs=0.5)
+    assert run.reason.startswith("time limit") and trainer.snapshot().step > 5
+    assert limit <= run.active_seconds() < limit + 0.3  # computing time, the last step's overshoot at most
 
 
 def test_result_store_drops_the_least_recently_used():

@@ -39,6 +39,7 @@ from typing import Callable, Iterator, Sequence
 
 from .limits import HostLimits, host_limits
 from .spec import list_presets
+from .train import ANALYTIC_KEY
 
 DEFAULT_DAYS = 7.0
 MAX_DAYS = 90.0
@@ -55,7 +56,6 @@ RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)      # seconds between tries while the 
 POSTABLE_STATUSES = ("finished", "stopped", "time limit")
 # What a posted run keeps of Trainer.result(): no history, no trajectory (a board row stays a few kB).
 ANALYTIC_KEYS = ("zero", "linear_attention", "scalar_gla", "vector_gla", "optimal")
-GATING_TARGET = {"none": "linear_attention", "scalar": "scalar_gla", "vector": "vector_gla"}
 
 ADJECTIVES = ("amber", "azure", "bold", "brisk", "calm", "clever", "coral", "crisp", "dawn", "deft", "eager",
               "fern", "fleet", "gentle", "golden", "hazel", "honey", "ivory", "jade", "keen", "lively", "lunar",
@@ -206,7 +206,7 @@ def settings_label(record: dict) -> str:
 def reached_optimum(record: dict) -> bool:
     """Whether a run's test risk is at the best risk its gating can reach: within 2 standard errors of it
     (noise never beats the theory), or within 1% when the run has no standard error."""
-    reachable = record["analytic"][GATING_TARGET[record["gating"]]]["risk"]
+    reachable = record["analytic"][ANALYTIC_KEY[record["gating"]]]["risk"]
     se = record["test_risk_se"]
     return record["test_risk"] <= reachable + (2 * se if se is not None else 0.01 * abs(reachable))
 

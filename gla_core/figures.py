@@ -599,6 +599,68 @@ def landscape_simplex(barycentric: Sequence[Sequence[float]], risk: Sequence[flo
     return fig
 
 
+# ---------------------------------------------------------------- the class board
+def _mean_over_coordinates(weights: np.ndarray) -> np.ndarray:
+    """(n,) weights as they are; (n, d) per-coordinate weights averaged over the coordinates."""
+    return weights.reshape(len(weights), -1).mean(axis=1)
+
+
+def board_weights(records: Sequence[Mapping], target_key: str, title: str) -> go.Figure:
+    """Every run's induced weights (board records of one settings group), each in its analytic target's
+    gauge (same_gauge: max |omega| = 1, the target's sign), over the target (`target_key`: the best
+    weights this gating can reach) and optimal WPGD."""
+    target = np.asarray(records[0]["analytic"][target_key]["omega"], dtype=float)
+    example = np.arange(1, len(target) + 1)
+    fig = go.Figure()
+    for key in dict.fromkeys(("optimal", target_key)):    # the optimum, and the reachable one when it differs
+        omega = np.asarray(records[0]["analytic"][key]["omega"], dtype=float)
+        quantity = QUANTITIES[key]
+        fig.add_scatter(x=example, y=_mean_over_coordinates(same_gauge(omega, omega)), mode="lines+markers",
+                        line={"color": quantity.colour, "dash": quantity.dash, "width": 3},
+                        marker={"symbol": quantity.symbol, "size": 7}, name=quantity.label)
+    trained = QUANTITIES["trained"]
+    for index, record in enumerate(records):   # drawn over the theory: thin lines, each run visible
+        induced = same_gauge(record["induced"], target)
+        fig.add_scatter(x=example, y=_mean_over_coordinates(induced), mode="lines", opacity=0.4,
+                        line={"color": trained.colour, "width": 1.5}, name=f"trained runs ({len(records)})",
+                        legendgroup="trained", showlegend=index == 0, hovertext=record.get("student", ""))
+    fig.update_layout(title={"text": title, "x": 0.0}, template="plotly_white", height=340,
+                      margin={"l": 60, "r": 20, "t": 50, "b": 40}, legend={"orientation": "h", "y": -0.25},
+                      xaxis_title="example (prompt order, the query after the last)",
+                      yaxis_title="weight (max |ω| = 1)")
+    return fig
+
+
+def board_spread(groups: Sequence[tuple[str, str, Sequence[Mapping]]]) -> go.Figure:
+    """Per settings group (name, target key, board records): the runs' cosines (left) and test risks
+    (right), with the theory's risks per group as short horizontal marks: linear attention, the best
+    this gating reaches (the target), optimal WPGD."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("cosine with the analytic weights", "test risk"))
+    trained = QUANTITIES["trained"]
+    for name, _, records in groups:
+        names = [record.get("student", "") for record in records]
+        for col, values in ((1, [record["cosine"] for record in records]), (2, [record["test_risk"] for record in records])):
+            fig.add_trace(go.Box(x=[name] * len(records), y=values, boxpoints="all", jitter=0.4, pointpos=0,
+                                 marker={"color": trained.colour, "size": 7}, line={"color": trained.colour},
+                                 fillcolor="rgba(0,0,0,0)", hovertext=names, name=name, showlegend=False),
+                          row=1, col=col)
+    for key in ("linear_attention", "scalar_gla", "vector_gla", "optimal"):
+        # linear attention and optimal WPGD for every group; a gated model's best for the groups with its gating
+        marked = [(name, records[0]["analytic"][key]["risk"]) for name, target_key, records in groups
+                  if key in ("linear_attention", "optimal") or target_key == key]
+        if not marked:
+            continue
+        quantity = QUANTITIES[key]
+        fig.add_trace(go.Scatter(x=[name for name, _ in marked], y=[risk for _, risk in marked], mode="markers",
+                                 name=quantity.label, marker={"symbol": "line-ew-open", "size": 44,
+                                                              "color": quantity.colour,
+                                                              "line": {"width": 3, "color": quantity.colour}}),
+                      row=1, col=2)
+    fig.update_layout(template="plotly_white", height=380, margin={"l": 60, "r": 20, "t": 50, "b": 40},
+                      legend={"orientation": "h", "y": -0.15})
+    return fig
+
+
 # ---------------------------------------------------------------- inside the recurrence
 def recurrence_step(token_labels: Sequence[str], gates: Sequence[float], weights: Sequence[float], position: int,
                     title: str = "Gates and running weights") -> go.Figure:

@@ -5,16 +5,28 @@ A training run ends in its own thread, where st.session_state cannot be read. So
 membership when it starts the run (joined_class(), in the script's thread) and hands it to
 post_finished, which the run's on-finished hook calls; a post that fails is kept here, per
 membership, for the board page to say (post_problem): never dropped silently.
+
+Also the Class board page's own glue: its links (join, projector, teacher), its QR code and the
+callbacks of its forms and buttons, which report a refusal once (keys.BOARD_MESSAGE).
 """
 from __future__ import annotations
 
+import io
 import threading
 from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import segno
 import streamlit as st
 
 from gla_core import board
 from lab_ui import keys
+
+JOIN_PARAM = "join"             # ?join=CODE: the class link students open
+VIEW_PARAM = "board"            # ?board=CODE: the board alone, for a projector or a second screen
+TEACHER_PARAM = "teacher_key"   # ?board=CODE&teacher_key=KEY: the teacher's link, reopening the class's controls
+URL_PATH = "board"              # the Class board page's url_path in app.py
 
 _problems: dict[tuple[str, str], str] = {}
 _problems_lock = threading.Lock()
@@ -81,3 +93,89 @@ def post_problem(membership: tuple[str, str] | None) -> str | None:
     """The last post that failed for this membership, once (it is forgotten when read)."""
     with _problems_lock:
         return _problems.pop(membership, None) if membership else None
+
+
+# ---------------------------------------------------------------- the Class board page's links and buttons
+def page_link(**params: str) -> str:
+    """This page's address with these query parameters."""
+    here = urlsplit(st.context.url or "")
+    path = here.path.rstrip("/")
+    if not path.endswith(f"/{URL_PATH}"):   # behind a proxy the path keeps its prefix
+        path = f"{path}/{URL_PATH}"
+    return urlunsplit((here.scheme or "http", here.netloc or "localhost:8501", path, urlencode(params), ""))
+
+
+def follow_links() -> str | None:
+    """What the Class board page's address asks: ?join=CODE joins the class (once: the parameter is
+    dropped, so a reload does not join again under a second name), ?board=CODE&teacher_key=KEY makes
+    this tab the class's teacher (the key leaves the address bar). Returns the ?board= code, if any;
+    a refused link is said on the page."""
+    link_code = st.query_params.get(JOIN_PARAM)
+    if link_code:
+        del st.query_params[JOIN_PARAM]    # a reload must not join again under a second name
+        current = joined_class()
+        try:
+            if current is None or current[0] != board.normalise_code(link_code):
+                join(link_code)
+        except (board.BoardError, board.BoardUnavailable) as error:
+            st.error(str(error))
+    view_code = st.query_params.get(VIEW_PARAM)
+    teacher_key = st.query_params.get(TEACHER_PARAM)
+    if teacher_key:
+        del st.query_params[TEACHER_PARAM]    # not left in the address bar of a projected page
+        try:
+            if not (view_code and board.is_teacher(view_code, teacher_key)):
+                raise board.BoardError("teacher link: it does not belong to this class; open the link the class "
+                                       "page gave")
+            st.session_state[keys.BOARD_TEACHER] = (board.normalise_code(view_code), teacher_key)
+        except (board.BoardError, board.BoardUnavailable) as error:
+            st.error(str(error))
+    return view_code
+
+
+def qr_code(link: str, kind: str) -> bytes:
+    """The link as a QR code image, kind "png" or "svg" (medium error correction: a projector is blurry)."""
+    out = io.BytesIO()
+    segno.make(link, error="m").save(out, kind=kind, scale=8, border=2)
+    return out.getvalue()
+
+
+def create_from_form() -> None:
+    """The create form's button: a new class, this tab its teacher."""
+    try:
+        room = board.create_class(st.session_state.board_title, st.session_state.board_preset,
+                                  st.session_state.board_open, float(st.session_state.board_days))
+    except (board.BoardError, board.BoardUnavailable) as error:
+        st.session_state[keys.BOARD_MESSAGE] = str(error)
+        return
+    st.session_state[keys.BOARD_TEACHER] = (room.code, room.teacher_key)
+
+
+def join_from_form() -> None:
+    """The join form's button: join the typed code."""
+    try:
+        join(st.session_state.board_code)
+    except (board.BoardError, board.BoardUnavailable) as error:
+        st.session_state[keys.BOARD_MESSAGE] = str(error)
+
+
+def teacher_action(action: Callable[[str, str], object]) -> None:
+    """A teacher's button: board.clear_board or board.close_class on the class this tab teaches."""
+    code, key = st.session_state[keys.BOARD_TEACHER]
+    try:
+        action(code, key)
+    except (board.BoardError, board.BoardUnavailable) as error:
+        st.session_state[keys.BOARD_MESSAGE] = str(error)
+
+
+def forget_class() -> None:
+    """This tab stops being the class's teacher (the class goes on; the teacher link reopens it)."""
+    st.session_state.pop(keys.BOARD_TEACHER, None)
+
+
+def withdraw(membership: tuple[str, str], run_id: str) -> None:
+    """A student's Withdraw button: take one of their runs off the board."""
+    try:
+        board.withdraw_run(*membership, run_id)
+    except (board.BoardError, board.BoardUnavailable) as error:
+        st.session_state[keys.BOARD_MESSAGE] = str(error)

@@ -180,3 +180,23 @@ def test_series_colours_come_from_the_okabe_ito_palette():
     colours = {trace.line.color for trace in fig.data}
     assert colours <= OKABE_ITO | {figures.GREY}
     assert set(figures.TASK_COLOURS) == OKABE_ITO
+
+
+def test_the_board_draws_every_run_in_its_targets_gauge_over_the_theory():
+    """Two runs whose weights are the target times 3 and times -0.5 land on the target's curve (max |ω| = 1,
+    the target's sign); the spread marks each group's reachable risk only for its own gating."""
+    omega = np.array([0.2, 0.4, -0.1, 0.8])
+    analytic = {key: {"omega": omega * (1.0 if key == "scalar_gla" else 1.1), "risk": risk}
+                for key, risk in (("linear_attention", 2.0), ("scalar_gla", 1.5), ("vector_gla", 1.4), ("optimal", 1.2))}
+    records = [{"analytic": analytic, "induced": list(omega * scale), "cosine": 1.0, "test_risk": 1.5, "student": name}
+               for name, scale in (("amber-heron", 3.0), ("calm-finch", -0.5))]
+    fig = figures.board_weights(records, "scalar_gla", "G1")
+    runs = [trace for trace in fig.data if trace.legendgroup == "trained"]
+    assert len(runs) == 2 and [trace.hovertext for trace in runs] == ["amber-heron", "calm-finch"]
+    for trace in runs:
+        assert np.allclose(trace.y, omega / 0.8)
+    spread = figures.board_spread([("G1", "scalar_gla", records), ("G2", "vector_gla", records)])
+    (reachable_scalar,) = traces_named(spread, figures.QUANTITIES["scalar_gla"].label)
+    assert list(reachable_scalar.x) == ["G1"] and list(reachable_scalar.y) == [1.5]
+    (optimal,) = traces_named(spread, figures.QUANTITIES["optimal"].label)
+    assert list(optimal.x) == ["G1", "G2"]

@@ -97,7 +97,7 @@ def draw(run) -> None:
         elif snapshot is not None and snapshot.step > 0 and frames:
             results[layers] = (snapshot.test_risk, snapshot.test_risk_se, frames)
         elif stored is not None:
-            results[layers] = (stored["test_risk"], stored.get("test_risk_se", float("nan")), stored["trajectory"])
+            results[layers] = (stored.final.test_risk, stored.final.test_risk_se, stored.trajectory)
             earlier.append(layers)
     analytic = lab_ui.analytic_for(spec.to_json())
     trained = [results[layers][:2] if layers in results else None for layers in DEPTHS]

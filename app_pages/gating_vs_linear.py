@@ -106,7 +106,7 @@ def draw(run) -> None:
     for (index, _, config), key in zip(jobs, tag):
         result = store.get(key)   # only runs that completed are stored: a diverged one is never shown
         if result is not None:
-            trained.setdefault(ANALYTIC_KEY[config.gating], []).append((x[index], result["test_risk"]))
+            trained.setdefault(ANALYTIC_KEY[config.gating], []).append((x[index], result.final.test_risk))
     lab_ui.chart(partial(figures.sweep_chart, x, risks, x_title, wins, trained),
                  "Lines: the best risk each model can reach, from the theory, as the setting changes. Shaded: "
                  "where gating beats linear attention. Markers: trained models' test risks."

@@ -93,10 +93,9 @@ def draw(run) -> None:
     else:
         shown_spec, shown_config, analytic = spec, config, lab_ui.analytic_for(spec.to_json())
         stored = store.get(lab_ui.result_key(spec, config)) if lab_ui.on_phone() else None
-        snapshot, frames, ended = ((lab_ui.snapshot_from_result(stored), stored["trajectory"], True) if stored
-                                   else (None, [], False))
+        snapshot, frames, ended = (stored.final, stored.trajectory, True) if stored else (None, [], False)
         if stored:
-            st.caption(f"A model trained earlier on this server with these settings ({stored['steps']} steps), "
+            st.caption(f"A model trained earlier on this server with these settings ({stored.final.step} steps), "
                        "not a run of yours.")
     frames = frames or [lab_ui.untrained(shown_spec, shown_config)]   # before the run's first frame
     gating = shown_config.gating

@@ -417,31 +417,52 @@ class Trainer:
         self._held_out = None
         return self.snapshot()
 
-    def result(self, compact: bool = False) -> dict:
-        """The run as JSON-ready data (the CLI's `train --out` format). compact: the trajectory's weights and
-        gates stay float32 arrays (a quarter of the memory of Python floats), for a store that keeps results."""
-        snapshot = self.snapshot()
-        if compact:
-            with self._lock:
-                trajectory = list(self.frames)
-        else:
-            trajectory = self.trajectory()
+    def run_result(self) -> "RunResult":
+        """The run as it stands, as one value: what the result store keeps and pages show (a run that has
+        ended); its to_dict() is result()."""
+        with self._lock:
+            frames = list(self.frames)
+        return RunResult(spec=self.spec, config=self.config, device=str(self.device), final=self.snapshot(),
+                         analytic=self.analytic, history=self.history_rows(), trajectory=frames)
+
+    def result(self) -> dict:
+        """The run as JSON-ready data (the CLI's `train --out` format, what the class board is posted)."""
+        return self.run_result().to_dict()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A run, as every reader of a finished one sees it: the page that shows it, the shared result store,
+    the class board and the command line (to_dict, the run JSON). `final` is the run's last snapshot;
+    the trajectory's weights and gates stay float32 arrays (a quarter of the memory of Python floats,
+    for a store that keeps results), written out as lists by to_dict."""
+
+    spec: PromptSpec
+    config: TrainConfig
+    device: str
+    final: Snapshot
+    analytic: dict
+    history: list            # rows of step, seconds, train_loss, test_risk, cosine
+    trajectory: list         # frames: step and FRAME_KEYS
+
+    def to_dict(self) -> dict:
+        final = self.final
         return {
             "spec": self.spec.to_dict(),
             "config": asdict(self.config),
-            "device": str(self.device),
-            "status": snapshot.status,
-            "reason": snapshot.reason,
-            "test_risk": snapshot.test_risk,
-            "test_risk_se": snapshot.test_risk_se,
-            "test_mse": snapshot.test_mse,
+            "device": self.device,
+            "status": final.status,
+            "reason": final.reason,
+            "test_risk": final.test_risk,
+            "test_risk_se": final.test_risk_se,
+            "test_mse": final.test_mse,
             "analytic": self.analytic,
-            "induced_weights": snapshot.induced_weights,
-            "cosine": snapshot.cosine,
-            "steps": snapshot.step,
-            "seconds": snapshot.seconds,
-            "history": self.history_rows(),
-            "trajectory": trajectory,
+            "induced_weights": final.induced_weights,
+            "cosine": final.cosine,
+            "steps": final.step,
+            "seconds": final.seconds,
+            "history": list(self.history),
+            "trajectory": [frame_as_json(frame) for frame in self.trajectory],
         }
 
 

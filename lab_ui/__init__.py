@@ -23,7 +23,7 @@ from lab_ui.messages import compared_with, layer_list, literal, risk_text, show_
 from lab_ui.resources import (analytic_for, browser_id, depth_targets, depth_targets_pending, landscape_for,
                               result_key, result_store, session_runs, training_slots, untrained)
 from lab_ui.runs import (POLL_SECONDS, STEP_SIZE, RunButton, RunControls, ended_status, flag_live_runs, live_panel,
-                         snapshot_from_result, start_run, status_line)
+                         start_run, status_line)
 from lab_ui.settings import (CONDITION_CHOICES, GATING_CAPTIONS, SETTING_LABELS, format_corr, parse_matrix,
                              preset_box, preset_settings, train_config, training_sidebar, validated_spec)
 
@@ -34,7 +34,7 @@ __all__ = [
     "history_csv", "landscape_for", "layer_list", "literal", "live_panel", "LIVE_RUN_PARAM", "on_phone",
     "parse_matrix", "POLL_SECONDS", "preset_box", "preset_settings", "replay_id", "result_key",
     "result_store", "risk_text", "run_json", "RunButton", "RunControls", "session_runs", "SETTING_LABELS",
-    "show_invalid", "snapshot_from_result", "start_run", "status_line", "STEP_SIZE", "student_link",
+    "show_invalid", "start_run", "status_line", "STEP_SIZE", "student_link",
     "teacher_mode", "theory_switch", "token_labels", "train_config", "training_sidebar", "training_slots",
     "untrained", "validated_spec", "weights_csv",
 ]

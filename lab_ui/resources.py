@@ -168,5 +168,5 @@ def keep_result(trainer: Trainer) -> bool:
     offered to other sessions as a trained result (False)."""
     if trainer.snapshot().status != "finished":
         return False
-    result_store().put(result_key(trainer.spec, trainer.config), trainer.result(compact=True))
+    result_store().put(result_key(trainer.spec, trainer.config), trainer.run_result())
     return True

@@ -117,14 +117,6 @@ class RunControls:
                           help=button.help, type="primary" if button.primary else "secondary", width="stretch")
 
 
-def snapshot_from_result(result: dict) -> Snapshot:
-    """A stored run's result (Trainer.result) seen as the snapshot of a run that has ended."""
-    return Snapshot(step=result["steps"], total_steps=result["config"]["steps"], seconds=result["seconds"],
-                    test_risk=result["test_risk"], test_risk_se=result.get("test_risk_se", float("nan")),
-                    test_mse=result["test_mse"], cosine=result["cosine"],
-                    induced_weights=result["induced_weights"], status=result["status"], reason=result["reason"])
-
-
 def live_panel(run: LiveRun | None, draw: Callable[[LiveRun | None], None]) -> None:
     """Draw `draw(run)` in a fragment that refreshes every POLL_SECONDS while the run computes, and
     reruns the whole page exactly once when it pauses or ends (so buttons and exports catch up)."""

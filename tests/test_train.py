@@ -206,6 +206,10 @@ def test_the_trajectory_starts_untrained_ends_at_the_final_snapshot_and_is_json(
     assert np.allclose(frames[-1]["induced_weights"][0], final.induced_weights[0], atol=1e-6)
     assert frames[-1]["test_risk"] == final.test_risk and frames[-1]["test_risk_se"] == final.test_risk_se
     assert json.loads(json.dumps(trainer.result()))["trajectory"] == frames
+    # the one value a finished run is: its final snapshot, and the same frames kept as float32 arrays
+    kept = trainer.run_result()
+    assert kept.final == final and kept.to_dict()["trajectory"] == frames
+    assert all(np.asarray(layer).dtype == np.float32 for frame in kept.trajectory for layer in frame["induced_weights"])
 
 
 def test_the_standard_error_matches_the_spread_of_independent_estimates():

@@ -8,6 +8,7 @@ import streamlit as st
 import lab_ui
 from gla_core import figures
 from gla_core.spec import SpecError
+from gla_core.train import Status
 
 PURPOSE = "depth"
 DEPTHS = (1, 2, 3, 4)
@@ -92,7 +93,7 @@ def draw(run) -> None:
     for layers in DEPTHS:
         snapshot, frames = live.get(layers, (None, []))
         stored = store.get(keys[layers])
-        if snapshot is not None and snapshot.status == "diverged":
+        if snapshot is not None and snapshot.status == Status.DIVERGED:
             diverged[layers] = snapshot.step
         elif snapshot is not None and snapshot.step > 0 and frames:
             results[layers] = (snapshot.test_risk, snapshot.test_risk_se, frames)

@@ -10,7 +10,7 @@ from gla_core import figures
 from gla_core.figures import QUANTITIES
 from gla_core.session import Phase
 from gla_core.spec import SpecError, list_presets, load_preset, preset_spec
-from gla_core.train import ANALYTIC_KEY
+from gla_core.train import ANALYTIC_KEY, Status
 from lab_ui import keys
 
 PURPOSE = "playground"
@@ -75,7 +75,7 @@ controls_row.buttons([
     lab_ui.RunButton("Reset", reset, disabled=run is None, help="Forget the run and start over."),
 ], phone="On a phone the Playground shows the theory, and models trained earlier on this server; open it on a "
          "larger screen to train models live.", stop_at=2, stop_shown_run=True)   # it stays on screen
-if same_settings and run.phase == Phase.ENDED and run.current.snapshot().status == "stopped":
+if same_settings and run.phase == Phase.ENDED and run.current.snapshot().status == Status.STOPPED:
     st.caption("This run was stopped: **Train** starts a new run from the untrained model. (To pause a run "
                "and continue it, use **Step**.)")
 
@@ -102,7 +102,7 @@ def draw(run) -> None:
     target_key = ANALYTIC_KEY[gating]
     target, optimal = QUANTITIES[target_key], QUANTITIES["optimal"]
     show_theory = ended or not hide_theory
-    diverged = snapshot is not None and snapshot.status == "diverged"
+    diverged = snapshot is not None and snapshot.status == Status.DIVERGED
     trained = snapshot is not None and snapshot.step > 0 and not diverged
     risks = lab_ui.analytic_risks(analytic, gating)
 

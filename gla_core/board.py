@@ -39,7 +39,7 @@ from typing import Callable, Iterator, Sequence
 
 from .limits import HostLimits, host_limits
 from .spec import list_presets
-from .train import ANALYTIC_KEY
+from .train import ANALYTIC_KEY, Status
 
 DEFAULT_DAYS = 7.0
 MAX_DAYS = 90.0
@@ -53,7 +53,7 @@ CODE_LENGTH = 20
 CODE_GROUP = 5
 _TYPO = str.maketrans({"O": "0", "I": "1", "L": "1"})
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)      # seconds between tries while the database is away (~8 s)
-POSTABLE_STATUSES = ("finished", "stopped", "time limit")
+POSTABLE_STATUSES = (Status.FINISHED, Status.STOPPED, Status.TIME_LIMIT)
 # What a posted run keeps of Trainer.result(): no history, no trajectory (a board row stays a few kB).
 ANALYTIC_KEYS = ("zero", "linear_attention", "scalar_gla", "vector_gla", "optimal")
 

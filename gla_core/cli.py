@@ -80,7 +80,7 @@ def command_sample(args: argparse.Namespace) -> None:
 
 def command_train(args: argparse.Namespace) -> None:
     from .checkpoint import save_model
-    from .train import TrainConfig, Trainer, check_run_allowed
+    from .train import ENDED_BADLY, TrainConfig, Trainer, check_run_allowed
 
     spec, model_defaults = _read_spec(args)
     settings = {"gating": model_defaults.get("gating", "scalar"), "layers": model_defaults.get("layers", 1)}
@@ -106,7 +106,7 @@ def command_train(args: argparse.Namespace) -> None:
     _write_json(result, args.out)
     print(f"{result['status']}: test risk {result['test_risk']:.4f} after {result['steps']} steps "
           f"in {result['seconds']:.2f} s, cosine {result['cosine']:.4f}", file=sys.stderr)
-    if result["status"] in ("diverged", "error"):
+    if result["status"] in ENDED_BADLY:
         sys.exit(1)
 
 

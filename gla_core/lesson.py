@@ -18,7 +18,7 @@ import torch
 from . import construct, figures, reference, theory
 from .sampling import DELIMITER, EXAMPLE, sample_prompts
 from .spec import PromptSpec
-from .train import ANALYTIC_KEY, TrainConfig, Trainer
+from .train import ANALYTIC_KEY, Status, TrainConfig, Trainer
 
 # Two risks closer than this share of the zero predictor's risk count as equal (solver rounding).
 SAME_RISK = 1e-9
@@ -229,7 +229,7 @@ def trained_risk(spec: PromptSpec, gating: str, layers: int = 1) -> tuple[float,
     """(test risk, standard error) of a GLA trained briefly (LESSON_TRAINING) on this spec."""
     config = TrainConfig(gating=gating, layers=layers, **LESSON_TRAINING).validate()
     snapshot = Trainer(spec, config).run()
-    if snapshot.status != "finished":
+    if snapshot.status != Status.FINISHED:
         raise RuntimeError(f"the check run did not finish: {snapshot.reason}")
     return snapshot.test_risk, snapshot.test_risk_se
 

@@ -26,6 +26,7 @@ import math
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
 from typing import Any, Callable
 
 import numpy as np
@@ -115,6 +116,21 @@ class TrainConfig:
         return torch.device(self.device)
 
 
+class Status(StrEnum):
+    """How a run stands or ended (Snapshot.status). Each is also its plain string, as the run JSON has it."""
+
+    IDLE = "idle"                 # not started
+    RUNNING = "running"
+    FINISHED = "finished"         # completed its steps
+    STOPPED = "stopped"           # by its owner
+    DIVERGED = "diverged"         # the loss or the test risk blew up: never a result
+    TIME_LIMIT = "time limit"     # stopped by its time limit
+    ERROR = "error"               # failed: never a result
+
+
+ENDED_BADLY = (Status.DIVERGED, Status.ERROR)   # runs that are never shown or shared as a result
+
+
 @dataclass
 class Snapshot:
     """What a reader sees of a run. Plain Python data, safe to hand to another thread."""
@@ -129,7 +145,7 @@ class Snapshot:
     cosine: float = float("nan")
     induced_weights: list = field(default_factory=list)   # per layer: query's weights per example
     gates: list = field(default_factory=list)             # per layer: mean gate per token (per coordinate if vector)
-    status: str = "idle"        # idle | running | finished | stopped | diverged | time limit | error
+    status: Status = Status.IDLE
     reason: str = ""
 
 
@@ -362,20 +378,20 @@ class Trainer:
         config = self.config
         self.before_step()        # step 1's turn: a front end may hold the run here before anything is computed
         if self.stop_requested.is_set():
-            self._publish(status="stopped", reason="stopped before the first step")
+            self._publish(status=Status.STOPPED, reason="stopped before the first step")
             return self.snapshot()
         optimizer, schedule = self._optimiser()
         zero_risk = self.analytic["zero"]["risk"]
         start = time.perf_counter()
         untrained = self.evaluate(LIVE_EVAL_PROMPTS)
         self._record_frame(0, untrained)
-        self._publish(status="running", total_steps=config.steps, **untrained)
-        status, reason, step = "finished", f"completed {config.steps} steps", 0
+        self._publish(status=Status.RUNNING, total_steps=config.steps, **untrained)
+        status, reason, step = Status.FINISHED, f"completed {config.steps} steps", 0
         for step in range(1, config.steps + 1):
             if step > 1:
                 self.before_step()    # may wait here, between two steps, with the model and optimiser intact
             if self.stop_requested.is_set():
-                status, reason, step = "stopped", f"stopped at step {step - 1}", step - 1
+                status, reason, step = Status.STOPPED, f"stopped at step {step - 1}", step - 1
                 break
             prompts = self.sampler.sample(config.batch, self.train_generator)
             loss = ((self.model(prompts.tokens) - prompts.yq) ** 2).mean()
@@ -385,7 +401,7 @@ class Trainer:
             schedule.step()
             train_loss = loss.item()
             if not math.isfinite(train_loss):
-                status, reason = "diverged", f"the training loss became {train_loss} at step {step}; lower the learning rate"
+                status, reason = Status.DIVERGED, f"the training loss became {train_loss} at step {step}; lower the learning rate"
                 break
             if step % config.eval_every == 0 or step == config.steps:
                 evaluation = self.evaluate(None if step == config.steps else LIVE_EVAL_PROMPTS)
@@ -396,7 +412,7 @@ class Trainer:
                 if evaluation["test_risk"] < DIVERGENCE_FACTOR * zero_risk:   # a diverged model is no frame
                     self._record_frame(step, evaluation)
                 if not evaluation["test_risk"] < DIVERGENCE_FACTOR * zero_risk:
-                    status = "diverged"
+                    status = Status.DIVERGED
                     reason = (f"the test risk reached {evaluation['test_risk']:.3g}, over {DIVERGENCE_FACTOR:g}x the zero "
                               f"predictor's {zero_risk:.3g}, at step {step}; lower the learning rate")
                     break
@@ -404,9 +420,9 @@ class Trainer:
                 seconds = time.perf_counter() - start
                 self._publish(step=step, seconds=seconds, train_loss=train_loss)
             if seconds > config.max_seconds:
-                status, reason = "time limit", f"stopped after {seconds:.1f} s at step {step} (limit {config.max_seconds:g} s)"
+                status, reason = Status.TIME_LIMIT, f"stopped after {seconds:.1f} s at step {step} (limit {config.max_seconds:g} s)"
                 break
-        if step < config.steps and status != "diverged":   # a run cut short: its final, whole-set evaluation
+        if step < config.steps and status != Status.DIVERGED:   # a run cut short: its final, whole-set evaluation
             final = self.evaluate()
             self._publish(**final)
             with self._lock:
@@ -527,7 +543,7 @@ class TrainingRun:
         try:
             trainer.run()
         except Exception as error:  # the page shows the reason instead of a dead thread
-            trainer._publish(status="error", reason=f"{type(error).__name__}: {error}")
+            trainer._publish(status=Status.ERROR, reason=f"{type(error).__name__}: {error}")
         finally:
             if self.on_finish is not None:
                 self.on_finish(trainer)

@@ -21,7 +21,7 @@ from gla_core.gla import MAX_LAYERS as MAX_DEPTH
 from gla_core.limits import host_limits
 from gla_core.session import LiveRun, ResultStore, TrainingSlots
 from gla_core.spec import PromptSpec
-from gla_core.train import TrainConfig, Trainer, untrained_frame
+from gla_core.train import Status, TrainConfig, Trainer, untrained_frame
 
 # torch's thread pool is process-wide, so it is set here, once. One thread per run: the models are
 # tiny (tens of tokens, width ~10), so extra threads only add synchronisation, and on a busy shared
@@ -166,7 +166,7 @@ def result_key(spec: PromptSpec, config: TrainConfig) -> str:
 def keep_result(trainer: Trainer) -> bool:
     """Keep a run that completed in the result store (True); a diverged, stopped or failed run is never
     offered to other sessions as a trained result (False)."""
-    if trainer.snapshot().status != "finished":
+    if trainer.snapshot().status != Status.FINISHED:
         return False
     result_store().put(result_key(trainer.spec, trainer.config), trainer.run_result())
     return True

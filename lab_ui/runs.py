@@ -11,7 +11,7 @@ import streamlit as st
 from gla_core.limits import host_limits
 from gla_core.session import LiveRun, Phase
 from gla_core.spec import PromptSpec
-from gla_core.train import Snapshot, TrainConfig, Trainer
+from gla_core.train import ENDED_BADLY, Snapshot, Status, TrainConfig, Trainer
 from lab_ui import board, keys
 from lab_ui.controls import on_phone
 from lab_ui.resources import analytic_for, browser_id, keep_result, session_runs, training_slots
@@ -169,8 +169,7 @@ def ended_status(run: LiveRun, snapshot: Snapshot) -> str:
     """How a run ended, and for a run that went wrong, why and what to do (the trainer's reason)."""
     if run.reason:
         return run.reason[0].upper() + run.reason[1:]
-    label = {"finished": "Finished", "stopped": "Stopped", "diverged": "Diverged", "time limit": "Time limit",
-             "error": "Failed"}.get(snapshot.status, snapshot.status.capitalize())
-    if snapshot.status in ("diverged", "time limit", "error") and snapshot.reason:
+    label = {Status.ERROR: "Failed"}.get(snapshot.status, snapshot.status.capitalize())
+    if snapshot.status in (*ENDED_BADLY, Status.TIME_LIMIT) and snapshot.reason:
         return f"{label}: {snapshot.reason}"
     return label

@@ -100,33 +100,10 @@ def draw(run) -> None:
     frames = frames or [lab_ui.untrained(shown_spec, shown_config)]   # before the run's first frame
     gating = shown_config.gating
     target_key = ANALYTIC_KEY[gating]
-    target, optimal = QUANTITIES[target_key], QUANTITIES["optimal"]
+    target = QUANTITIES[target_key]
     show_theory = ended or not hide_theory
-    diverged = snapshot is not None and snapshot.status == Status.DIVERGED
-    trained = snapshot is not None and snapshot.step > 0 and not diverged
     risks = lab_ui.analytic_risks(analytic, gating)
-
-    cells = st.columns([1.7, 1.2, 1.1, 0.8])
-    if diverged:
-        cells[0].metric("Trained model", f"diverged at step {snapshot.step}", help=snapshot.reason)
-    else:
-        words, colour = (lab_ui.compared_with(snapshot.test_risk, snapshot.test_risk_se, risks[target_key],
-                                              target.label) if trained and show_theory else (None, "off"))
-        cells[0].metric("Trained model", lab_ui.risk_text(snapshot.test_risk, snapshot.test_risk_se) if trained
-                        else "—", delta=words, delta_color=colour,
-                        help="Test risk of the trained model (mean squared error on new prompts) ± its standard "
-                             "error. Within 2 standard errors of a theory line it counts as at that line.")
-    hidden = "hidden until the run ends"
-    cells[1].metric(target.label[0].upper() + target.label[1:], f"{risks[target_key]:.3f}" if show_theory else "?",
-                    help=f"The lowest risk this model can reach, from the theory: {target.description}."
-                    + ("" if show_theory else f" ({hidden})"))
-    cells[2].metric(optimal.label[0].upper() + optimal.label[1:], f"{risks['optimal']:.3f}" if show_theory else "?",
-                    help=f"{optimal.description[0].upper() + optimal.description[1:]}." + (
-                        " Vector gates implement per-coordinate WPGD, whose best risk can be lower: a vector-gated "
-                        "GLA below this line does not beat the theory." if gating == "vector" else ""))
-    cells[3].metric("Cosine", f"{snapshot.cosine:.3f}" if trained and show_theory else ("?" if trained else "—"),
-                    help=f"Cosine similarity of the trained model's weights and the {target.label} weights: 1 = the "
-                         "same up to scale.")
+    lab_ui.theory_metrics(snapshot, risks, gating, show_theory)
     for note in analytic.get("notes", []) if show_theory else []:
         st.caption(f"Note: {note}")
 
@@ -186,18 +163,4 @@ lab_ui.live_panel(run, draw)
 
 # ---------------------------------------------------------------- exports
 if run is not None and run.phase in (Phase.PAUSED, Phase.ENDED) and "exports" not in controls.hidden:
-    trainer = run.current
-    with st.expander("Export this run"):
-        json_col, history_col, weights_col = st.columns(3)
-        json_col.download_button("Run JSON", data=lambda: lab_ui.run_json(trainer), file_name="run.json",
-                                 mime="application/json", on_click="ignore", width="stretch",
-                                 help="Same format as `python -m gla_core train --out`.")
-        history_col.download_button("History CSV", data=lambda: lab_ui.history_csv(trainer.history_rows()),
-                                    file_name="history.csv", mime="text/csv", on_click="ignore", width="stretch")
-        weights_col.download_button("Weights CSV", data=lambda: lab_ui.weights_csv(
-            trainer.spec, trainer.analytic, trainer.config.gating, trainer.snapshot().induced_weights),
-            file_name="weights.csv", mime="text/csv", on_click="ignore", width="stretch")
-        st.markdown("The same run from the command line:")
-        run_preset = preset if trainer.spec == preset_spec(preset) else None
-        st.code(lab_ui.cli_command(trainer.spec, run_preset, trainer.config), language="bash")
-        st.caption("Each chart saves itself as a PNG: use the camera icon at its top right.")
+    lab_ui.export_panel(run.current, preset)

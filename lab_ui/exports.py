@@ -1,5 +1,5 @@
 """Downloads: the training history and weights as CSV, the run as JSON, and the command line that
-trains the same run."""
+trains the same run; the export box that offers them."""
 from __future__ import annotations
 
 import csv
@@ -8,8 +8,9 @@ import json
 import shlex
 
 import numpy as np
+import streamlit as st
 
-from gla_core.spec import PromptSpec
+from gla_core.spec import PromptSpec, preset_spec
 from gla_core.train import ANALYTIC_KEY, TrainConfig, Trainer
 
 def history_csv(rows: list[dict]) -> str:
@@ -51,3 +52,22 @@ def cli_command(spec: PromptSpec, preset: str | None, config: TrainConfig) -> st
 
 def run_json(trainer: Trainer) -> str:
     return json.dumps(trainer.result(), indent=2)
+
+
+def export_panel(trainer: Trainer, preset: str) -> None:
+    """The "Export this run" box: the run JSON, its history and weights as CSV, and the command line
+    that trains it again (naming the preset when the run's prompt is the preset's)."""
+    with st.expander("Export this run"):
+        json_col, history_col, weights_col = st.columns(3)
+        json_col.download_button("Run JSON", data=lambda: run_json(trainer), file_name="run.json",
+                                 mime="application/json", on_click="ignore", width="stretch",
+                                 help="Same format as `python -m gla_core train --out`.")
+        history_col.download_button("History CSV", data=lambda: history_csv(trainer.history_rows()),
+                                    file_name="history.csv", mime="text/csv", on_click="ignore", width="stretch")
+        weights_col.download_button("Weights CSV", data=lambda: weights_csv(
+            trainer.spec, trainer.analytic, trainer.config.gating, trainer.snapshot().induced_weights),
+            file_name="weights.csv", mime="text/csv", on_click="ignore", width="stretch")
+        st.markdown("The same run from the command line:")
+        run_preset = preset if trainer.spec == preset_spec(preset) else None
+        st.code(cli_command(trainer.spec, run_preset, trainer.config), language="bash")
+        st.caption("Each chart saves itself as a PNG: use the camera icon at its top right.")

@@ -1,5 +1,5 @@
-"""Words on screen: text from a user shown literally, an invalid setting said plainly, and measured
-numbers stated honestly against the theory."""
+"""Words and numbers on screen: text from a user shown literally, an invalid setting said plainly, and
+measured numbers stated honestly against the theory (the metrics row of a trained model)."""
 from __future__ import annotations
 
 import re
@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 import streamlit as st
+
+from gla_core.figures import QUANTITIES
+from gla_core.train import ANALYTIC_KEY, Status
 
 # Every character Markdown (CommonMark, GitHub's autolinks, Streamlit's $math$, :emoji: and :colour[...])
 # gives a meaning to; a backslash before each shows it as itself.
@@ -51,3 +54,33 @@ def compared_with(risk: float, risk_se: float, theory_risk: float, name: str) ->
     if not np.isfinite(risk_se) or abs(difference) <= 2 * risk_se:
         return "at the theory line (±2 SE)", "off"
     return f"{difference:+.3f} vs {name}", "inverse"
+
+
+def theory_metrics(snapshot, risks: dict[str, float], gating: str, show_theory: bool) -> None:
+    """The row of numbers over a trained model's charts: its test risk ± SE against the best this gating
+    can reach, that best, optimal WPGD, and the cosine with the target weights. `snapshot`: the run's
+    (or None before one); `risks`: charts.analytic_risks; with show_theory off the theory reads "?"."""
+    target_key = ANALYTIC_KEY[gating]
+    target, optimal = QUANTITIES[target_key], QUANTITIES["optimal"]
+    diverged = snapshot is not None and snapshot.status == Status.DIVERGED
+    trained = snapshot is not None and snapshot.step > 0 and not diverged
+    cells = st.columns([1.7, 1.2, 1.1, 0.8])
+    if diverged:
+        cells[0].metric("Trained model", f"diverged at step {snapshot.step}", help=snapshot.reason)
+    else:
+        words, colour = (compared_with(snapshot.test_risk, snapshot.test_risk_se, risks[target_key], target.label)
+                         if trained and show_theory else (None, "off"))
+        cells[0].metric("Trained model", risk_text(snapshot.test_risk, snapshot.test_risk_se) if trained
+                        else "—", delta=words, delta_color=colour,
+                        help="Test risk of the trained model (mean squared error on new prompts) ± its standard "
+                             "error. Within 2 standard errors of a theory line it counts as at that line.")
+    hidden = "" if show_theory else " (hidden until the run ends)"
+    cells[1].metric(target.label[0].upper() + target.label[1:], f"{risks[target_key]:.3f}" if show_theory else "?",
+                    help=f"The lowest risk this model can reach, from the theory: {target.description}.{hidden}")
+    cells[2].metric(optimal.label[0].upper() + optimal.label[1:], f"{risks['optimal']:.3f}" if show_theory else "?",
+                    help=f"{optimal.description[0].upper() + optimal.description[1:]}." + (
+                        " Vector gates implement per-coordinate WPGD, whose best risk can be lower: a vector-gated "
+                        "GLA below this line does not beat the theory." if gating == "vector" else "") + hidden)
+    cells[3].metric("Cosine", f"{snapshot.cosine:.3f}" if trained and show_theory else ("?" if trained else "—"),
+                    help=f"Cosine similarity of the trained model's weights and the {target.label} weights: 1 = the "
+                         "same up to scale.")

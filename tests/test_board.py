@@ -539,6 +539,10 @@ def _student_page(page: str, room, student: str, **query: str) -> AppTest:
     at.run()
     at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, [error.value for error in at.exception]
+    # AppTest's sessions in one process share session resources: an earlier test's run may be on screen
+    reset = next((button for button in at.button if button.label == "Reset"), None)
+    if reset is not None and not reset.disabled:
+        reset.click().run()
     return at
 
 

@@ -30,6 +30,10 @@ torch.set_num_threads(1)
 # The first torch.optim optimiser imports torch._dynamo (about 1 s, under the import lock): done here,
 # at start-up, rather than inside the first training run while every other run waits on the lock.
 import torch._dynamo  # noqa: E402,F401
+# Plotly reads pandas from sys.modules without taking the import lock: a page drawing a chart while another
+# session's page is still importing pandas for the first time got the half-made module ("partially
+# initialized module 'pandas' has no attribute 'Series'"). Imported here, whole, before any page runs.
+import pandas  # noqa: E402,F401
 
 PROCESS_TOKEN = uuid.uuid4().hex[:12]   # tells this server process's runs from an earlier one's
 RESULT_CAPACITY = 256       # finished runs kept for every session to reuse

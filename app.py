@@ -29,4 +29,5 @@ with st.sidebar:
               help="Larger text for a projector, and a choice of controls to hide. The link keeps it.")
 lab_ui.apply_display_mode()
 lab_ui.flag_live_runs()
+lab_ui.board.keep_seat()
 page.run()

@@ -11,6 +11,8 @@ callbacks of its forms and buttons, which report a refusal once (keys.BOARD_MESS
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import threading
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ import streamlit as st
 
 from gla_core import board
 from lab_ui import keys
+from lab_ui.resources import browser_id
 
 JOIN_PARAM = "join"             # ?join=CODE: the class link students open
 VIEW_PARAM = "board"            # ?board=CODE: the board alone, for a projector or a second screen
@@ -74,6 +77,28 @@ def leave() -> None:
     """Forget the joined class in this session (its posted runs stay on the board)."""
     st.session_state.pop(keys.BOARD_CLASS, None)
     st.session_state.pop(keys.BOARD_STUDENT, None)
+    st.query_params.pop(keys.SEAT, None)
+
+
+def keep_seat() -> None:
+    """Keep this tab's place in its class over a reload, which starts a new session: while it is in a
+    class the address holds `seat=CODE.name.mac`, and a new session that finds it takes the seat back
+    when the mac is this browser's (a copied link's seat is another browser's: dropped quietly, so no
+    one posts under a classmate's name). Called by the frame (app.py) on every page run."""
+    browser, membership = browser_id(), joined_class()
+    if membership is not None:
+        if browser is not None:
+            st.query_params[keys.SEAT] = ".".join([*membership, _seat_mac(browser, *membership)])
+        return
+    seat = st.query_params.pop(keys.SEAT, None)
+    parts = str(seat).split(".") if seat else []
+    if browser is not None and len(parts) == 3 and hmac.compare_digest(parts[2], _seat_mac(browser, *parts[:2])):
+        st.session_state[keys.BOARD_CLASS], st.session_state[keys.BOARD_STUDENT] = parts[:2]
+
+
+def _seat_mac(browser: str, code: str, student: str) -> str:
+    """Ties a seat to the browser (browser_id: from the secret in its XSRF cookie, never shown)."""
+    return hashlib.sha256(f"{browser}|{code}|{student}".encode()).hexdigest()[:20]
 
 
 def post_finished(membership: tuple[str, str] | None, result: dict) -> None:

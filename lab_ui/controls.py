@@ -138,9 +138,10 @@ class Controls:
 
 
 def student_link() -> str:
-    """The page's address with its settings, less teacher mode (its URL parameter, `teacher`)."""
+    """The page's address with its settings, less teacher mode and this tab's own marks (its live run, its
+    seat in a class)."""
     base = (st.context.url or "").split("?")[0]
-    query = [(name, value) for name in st.query_params if name not in (keys.TEACHER, keys.LIVE_RUN_PARAM)
+    query = [(name, value) for name in st.query_params if name not in (keys.TEACHER, keys.LIVE_RUN_PARAM, keys.SEAT)
              for value in st.query_params.get_all(name)]
     return base + ("?" + urlencode(query) if query else "")
 

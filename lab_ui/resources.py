@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import importlib
 import json
 import uuid
 from dataclasses import asdict
@@ -33,7 +34,7 @@ import torch._dynamo  # noqa: E402,F401
 # Plotly reads pandas from sys.modules without taking the import lock: a page drawing a chart while another
 # session's page is still importing pandas for the first time got the half-made module ("partially
 # initialized module 'pandas' has no attribute 'Series'"). Imported here, whole, before any page runs.
-import pandas  # noqa: E402,F401
+importlib.import_module("pandas")
 
 PROCESS_TOKEN = uuid.uuid4().hex[:12]   # tells this server process's runs from an earlier one's
 RESULT_CAPACITY = 256       # finished runs kept for every session to reuse

@@ -571,3 +571,34 @@ def test_a_class_that_opens_everything_only_sets_the_starting_preset(page_board)
     assert at.selectbox(key="dp_preset").value == "depth" and not at.selectbox(key="dp_preset").disabled
     assert at.slider(key="d").value == 7
     assert "leaves every setting to you" in at.sidebar.info[0].value
+
+
+def test_a_reload_keeps_the_seat_and_a_copied_link_does_not_give_it_away(page_board, monkeypatch):
+    """A reload is a new session: the seat in the address brings the student back as the same name, in
+    the same browser only (the seat's mac is tied to the browser's secret)."""
+    import lab_ui.board
+    room = page_board.create_class("reload")
+    student = page_board.join_class(room.code)
+    monkeypatch.setattr(lab_ui.board, "browser_id", lambda: "browser-a")
+    first = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    first.session_state["board_class"], first.session_state["board_student"] = room.code, student
+    first.run()
+    seat = first.query_params["seat"]
+    seat = seat[0] if isinstance(seat, list) else seat
+    assert seat.startswith(f"{room.code}.{student}.")
+    reloaded = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    reloaded.query_params["seat"] = seat
+    reloaded.run()
+    reloaded.switch_page("app_pages/class_board.py").run()
+    assert not reloaded.exception, [error.value for error in reloaded.exception]
+    assert reloaded.session_state["board_student"] == student
+    assert f"You are {student}" in [element.value for element in reloaded.subheader]
+    monkeypatch.setattr(lab_ui.board, "browser_id", lambda: "browser-b")      # the link, opened elsewhere
+    copied = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    copied.query_params["seat"] = seat
+    copied.run()
+    assert "board_student" not in copied.session_state and "seat" not in copied.query_params
+    forged = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    forged.query_params["seat"] = f"{room.code}.{student}.{'0' * 20}"
+    forged.run()
+    assert "board_student" not in forged.session_state

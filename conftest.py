@@ -66,3 +66,27 @@ def host_env(monkeypatch):
 
     yield set_limits
     host_limits.cache_clear()   # before monkeypatch puts the environment back: the next read sees it
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop every training still running in this process before the interpreter exits. AppTest sessions
+    leave their runs alive (a page's run outlives its script run); a daemon thread still inside torch when
+    Python tears down makes the process abort ("terminate called without an active exception"), which
+    would turn a passing suite's exit status into 134."""
+    import gc
+    import sys
+    import threading
+
+    import time
+
+    train, session_module = sys.modules.get("gla_core.train"), sys.modules.get("gla_core.session")
+    if train is None:
+        return
+    live = [thing for thing in gc.get_objects() if session_module and isinstance(thing, session_module.LiveRun)]
+    runs = [thing for thing in gc.get_objects() if isinstance(thing, train.TrainingRun)]
+    for run in [*live, *runs]:
+        run.stop()              # a LiveRun's stop also wakes a trainer waiting for a slot or paused
+    deadline = time.monotonic() + 30
+    for run in runs:
+        if run.thread is not threading.current_thread() and run.thread.is_alive():
+            run.thread.join(timeout=max(0.0, deadline - time.monotonic()))

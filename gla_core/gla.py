@@ -12,7 +12,7 @@ sums of log gates. The same attention has three forms:
 - chunked:   the parallel form inside chunks of C tokens plus a state recurrence across chunks
              (linear in T), as in Mamba-2's SSD and fla's chunk kernels.
 
-`GLAConfig.form = "auto"` picks parallel or chunked by prompt length (`choose_form`).
+`GLAConfig.form = "auto"` picks parallel or chunked by prompt length, and for scalar gates by batch (`choose_form`).
 """
 from __future__ import annotations
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import torch
 
-from . import converge, memory, pages, step_cost, theory_speed
+from . import converge, depth_page, memory, pages, step_cost, theory_speed
 from .timing import machine_info
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "artifacts" / "bench" / "results.json"
-BENCHMARKS = ("converge", "step_cost", "theory", "pages", "memory")
+BENCHMARKS = ("converge", "depth_page", "step_cost", "theory", "pages", "memory")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {json.dumps(results['machine'])}", flush=True)
     sections = {
         "converge": ("time to a converged comparison", lambda: converge.run(args.device, args.quick)),
+        "depth_page": ("the Depth page's four models and the overlay's ten, end to end",
+                       lambda: depth_page.run(args.quick)),
         "step_cost": ("step cost, each form against the token loop", lambda: step_cost.run(device, args.quick)),
         "theory": ("theory speed", lambda: theory_speed.run(args.quick)),
         "pages": ("page speed (AppTest)", lambda: pages.run(args.quick)),

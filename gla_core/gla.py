@@ -12,7 +12,7 @@ sums of log gates. The same attention has three forms:
 - chunked:   the parallel form inside chunks of C tokens plus a state recurrence across chunks
              (linear in T), as in Mamba-2's SSD and fla's chunk kernels.
 
-`GLAConfig.form = "auto"` picks parallel or chunked by prompt length (`choose_form`).
+`GLAConfig.form = "auto"` picks parallel or chunked by prompt length, and for scalar gates by batch (`choose_form`).
 """
 from __future__ import annotations
 
@@ -49,6 +49,13 @@ MAX_LAYERS = 4
 # Rule: parallel up to the longest prompt where it still won, chunked beyond; chunk sizes from the best column.
 PARALLEL_MAX_TOKENS = {"none": 256, "scalar": 80, "vector": 16}
 CHUNK_SIZE = {"none": 32, "scalar": 32, "vector": 8}
+# At a training batch the scalar parallel form's (B, T, T) tensors leave the caches: forward + backward of a
+# 4-layer model, batch 256, token width 8 (ms): T = 43: parallel 62, chunked C = 8 37, C = 16 60; T = 80:
+# parallel 262, C = 8 86, C = 16 88 (at batch 32 the forms are alike). So above SCALAR_PARALLEL_MAX_FLOATS
+# floats per decay matrix (B T^2) scalar prompts up to PARALLEL_MAX_TOKENS run chunked in chunks of
+# SMALL_SCALAR_CHUNK.
+SCALAR_PARALLEL_MAX_FLOATS = 2 ** 18
+SMALL_SCALAR_CHUNK = 8
 
 
 # ---------------------------------------------------------------- configuration
@@ -186,16 +193,23 @@ def gla_last_output(q_last: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return torch.einsum("bs,bsv->bv", scores, v)
 
 
-def choose_form(num_tokens: int, gating: str) -> str:
-    """The faster form on CPU for a prompt of num_tokens tokens (timings at PARALLEL_MAX_TOKENS)."""
-    return "parallel" if num_tokens <= PARALLEL_MAX_TOKENS[gating] else "chunked"
+def choose_form(num_tokens: int, gating: str, batch: int = 1) -> str:
+    """The faster form on CPU for `batch` prompts of num_tokens tokens (timings at PARALLEL_MAX_TOKENS and
+    SCALAR_PARALLEL_MAX_FLOATS)."""
+    if num_tokens > PARALLEL_MAX_TOKENS[gating]:
+        return "chunked"
+    if gating == "scalar" and batch * num_tokens ** 2 > SCALAR_PARALLEL_MAX_FLOATS:
+        return "chunked"
+    return "parallel"
 
 
 def gla_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gate_log: torch.Tensor | None,
                   form: str = "auto", chunk_size: int | None = None) -> torch.Tensor:
     """Dispatch to one form. q, k, v (B, T, D); gate_log None, (B, T) or (B, T, D)."""
     if form == "auto":
-        form = choose_form(q.shape[1], gating_of(gate_log))
+        form = choose_form(q.shape[1], gating_of(gate_log), q.shape[0])
+        if form == "chunked" and chunk_size is None and q.shape[1] <= PARALLEL_MAX_TOKENS[gating_of(gate_log)]:
+            chunk_size = SMALL_SCALAR_CHUNK     # a short prompt at a large batch (SCALAR_PARALLEL_MAX_FLOATS)
     if form == "parallel":
         return gla_parallel(q, k, v, gate_log)
     if form == "chunked":

@@ -271,3 +271,19 @@ def test_forms_on_cuda_match_reference(gating):
                 moved = [None if x is None else x.cuda() for x in (q, k, v, gate_log)]
                 return gla_attention(*moved, form=form, chunk_size=32).cpu()
             assert_matches_reference(on_cuda, inputs, dtype)
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_a_short_scalar_prompt_at_a_training_batch_runs_chunked_and_matches_reference(layers):
+    num_tokens, batch = 43, 256          # the depth preset's prompt at the training batch
+    assert choose_form(num_tokens, "scalar") == "parallel"
+    assert choose_form(num_tokens, "scalar", batch) == "chunked"
+    model, twin = model_pair("scalar", layers, seed=7)
+    model.float()
+    twin.load_state_dict(model.state_dict())  # the reference gets the same (rounded) numbers
+    tokens = torch.randn(batch, num_tokens, model.config.token_width, generator=torch.Generator().manual_seed(3))
+    tokens[:, -1, model.config.label_index] = 0.0
+    expected = prediction_and_gradients(twin, tokens.double())
+    got = prediction_and_gradients(model, tokens)
+    errors = [relative_rms(value, reference) for value, reference in zip(got, expected)]
+    assert max(errors) <= TOLERANCE[torch.float32], errors

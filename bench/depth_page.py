@@ -28,7 +28,7 @@ from gla_core.theory import solve
 from gla_core.train import TrainConfig, Trainer
 
 DEPTHS = (1, 2, 3, 4)
-OVERLAY_SETTINGS = {"steps": 300, "batch": 128, "lr": 0.05}   # app_pages/gating_vs_linear.py
+OVERLAY_SETTINGS = {"steps": 300, "batch": 128, "lr": 0.05}   # the overlay's settings before (now the defaults)
 OVERLAY_SIZES = (1, 2, 4, 8, 16, 32, 64)
 OVERLAY_POINTS = 5
 

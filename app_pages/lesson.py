@@ -273,8 +273,9 @@ STEPS = (("The data: tasks, relevance, a query", step_data), ("Gating is weighti
 
 def current_step() -> int:
     text = st.query_params.get("step", "1")
-    if not text.isdigit() or not 1 <= int(text) <= len(STEPS):
-        st.warning(f"The link's step={lab_ui.literal(repr(text))} is not a step of this lesson (1 to {len(STEPS)}); "
+    if not (text.isascii() and text.isdigit() and len(text) <= 3 and 1 <= int(text) <= len(STEPS)):
+        shown = text if len(text) <= 40 else f"{text[:40]}… ({len(text)} characters)"
+        st.warning(f"The link's step={lab_ui.literal(repr(shown))} is not a step of this lesson (1 to {len(STEPS)}); "
                    "showing step 1.")
         return 1
     return int(text)

@@ -28,10 +28,12 @@ with st.sidebar:
                  for k, default in enumerate((0.3, 0.9) if num_tasks == 2 else (0.2, 0.5, 0.9))]
     examples = controls(st.slider, "Examples per task", "rc_n", hide_as="prompt", min_value=1, max_value=5, value=3)
     d = controls(st.slider, "Dimension d", "rc_d", hide_as="prompt", min_value=1, max_value=4, value=2)
-    seed = controls(st.number_input, "Prompt seed", "rc_seed", hide_as="prompt", min_value=0, max_value=10**6,
-                    value=0, step=1)
+    seed = lab_ui.whole_number(controls(st.number_input, "Prompt seed", "rc_seed", hide_as="prompt", min_value=0.0,
+                                        max_value=1e6, value=0.0, step=1.0, format="%.0f"))
 
 try:
+    if not isinstance(seed, int):
+        raise SpecError("rc_seed", f"must be a whole number from 0 to 1000000, got {seed!r}")
     spec = lab_ui.validated_spec({"d": d, "noise": 0.1, "delimiter": "task",
                                   "tasks": [{"n": examples, "corr": r} for r in relevance]})
 except SpecError as error:

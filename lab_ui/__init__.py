@@ -25,7 +25,8 @@ from lab_ui.resources import (analytic_for, browser_id, depth_targets, depth_tar
 from lab_ui.runs import (POLL_SECONDS, STEP_SIZE, RunButton, RunControls, ended_status, flag_live_runs, live_panel,
                          start_run, status_line)
 from lab_ui.settings import (CONDITION_CHOICES, GATING_CAPTIONS, SETTING_LABELS, format_corr, parse_matrix,
-                             preset_box, preset_settings, train_config, training_sidebar, validated_spec)
+                             preset_box, preset_settings, train_config, training_sidebar, validated_spec,
+                             whole_number)
 
 __all__ = [
     "analytic_for", "analytic_risks", "apply_display_mode", "browser_id", "chart", "cli_command",
@@ -36,5 +37,5 @@ __all__ = [
     "result_store", "risk_text", "run_json", "RunButton", "RunControls", "session_runs", "SETTING_LABELS",
     "show_invalid", "start_run", "status_line", "STEP_SIZE", "student_link",
     "teacher_mode", "theory_metrics", "theory_switch", "token_labels", "train_config", "training_sidebar", "training_slots",
-    "untrained", "validated_spec", "weights_csv",
+    "untrained", "validated_spec", "weights_csv", "whole_number",
 ]

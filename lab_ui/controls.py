@@ -115,13 +115,14 @@ class Controls:
         from_link, repeated = st.query_params.get(key), st.query_params.get_all(key)   # before the widget rewrites them
         with st.container(key=f"hidden_{key}") if hidden else nullcontext():
             value = widget(label, key=key, bind="query-params", **kwargs)
+        shown = f"{value:g}" if isinstance(value, float) else value
         if len(repeated) > 1 and widget is not st.multiselect:
             st.warning(f"The link gives {key} {len(repeated)} times ({literal(', '.join(map(repr, repeated)))}); "
-                       f"a setting takes one value: showing {literal(value)}.")
+                       f"a setting takes one value: showing {literal(shown)}.")
         # Streamlit drops a link value the widget cannot take and shows its default: say so.
         elif from_link is not None and _link_value_refused(from_link, value):
             st.warning(f"The link's {key}={literal(repr(from_link))} is not an allowed value for {label.lower()}; "
-                       f"showing {literal(value)} instead.")
+                       f"showing {literal(shown)} instead.")
         return value
 
 

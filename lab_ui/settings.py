@@ -208,11 +208,19 @@ def training_settings(controls: "Controls", defaults: dict) -> dict:
                        value=nearest(LR_CHOICES, defaults["lr"])),
         "batch": controls(st.select_slider, "Batch (prompts per step)", "batch", hide_as="training",
                           options=batch_choices, value=nearest(batch_choices, defaults["batch"])),
-        "seed": controls(st.number_input, "Seed", "seed", hide_as="training", min_value=0, max_value=2**31 - 1,
-                         value=int(defaults["seed"]), step=1),
+        "seed": whole_number(controls(st.number_input, "Seed", "seed", hide_as="training", min_value=0.0,
+                                      max_value=float(2**31 - 1), value=float(defaults["seed"]), step=1.0,
+                                      format="%.0f")),
         "device": controls(st.selectbox, "Device", "device", hide_as="training", options=devices,
                            index=devices.index(defaults["device"]) if defaults["device"] in devices else 0),
     }
+
+
+def whole_number(value: float) -> int | float:
+    """A whole number from a number box, as an int; any other number as it is, for TrainConfig to refuse
+    by name. The box holds floats because Streamlit reads a whole-number box's link value with int(), which
+    raises on the page for "inf" or "1e400"; a float box falls back to its default instead."""
+    return int(value) if float(value).is_integer() else value
 
 
 def train_config(spec: PromptSpec, **settings) -> TrainConfig:

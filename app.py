@@ -1,12 +1,13 @@
 """GLA Lab: gated linear attention learns weighted gradient descent — an interactive lab.
 
 Run with `streamlit run app.py`. This file is the frame around every page: page setup, the
-navigation bar and the teacher-mode switch. Process-wide settings (torch threads, the cap on
-concurrent runs) are made once, when lab_ui is first imported.
+navigation bar, the teacher-mode switch and the per-session upload ceiling (lab_uploads). Process-wide
+settings (torch threads, the cap on concurrent runs) are made once, when lab_ui is first imported.
 """
 import streamlit as st
 
 import lab_ui
+import lab_uploads
 
 st.set_page_config(page_title="GLA Lab", page_icon=":material/call_split:", layout="wide",
                    initial_sidebar_state="expanded")
@@ -23,6 +24,7 @@ PAGES = [
     st.Page("app_pages/class_board.py", title="Class board", icon=":material/groups:", url_path="board"),
 ]
 
+lab_uploads.install()   # a ceiling on what one session may upload (no page has an upload widget)
 page = st.navigation(PAGES)
 with st.sidebar:
     st.toggle("Teacher mode", key=lab_ui.keys.TEACHER, bind="query-params",

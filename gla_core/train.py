@@ -37,6 +37,8 @@ short of its target on one layer and up to 30% short on 2-4 layers (docs/benchma
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import math
 import threading
@@ -210,11 +212,21 @@ def model_config(spec: PromptSpec, config: TrainConfig) -> GLAConfig:
 
 
 def training_memory_bytes(spec: PromptSpec, config: TrainConfig) -> int:
-    """About how much memory one training step holds at its peak: the activations autograd keeps for
-    the backward pass, for the whole batch. (A 2048-token prompt with vector gates and 4 layers keeps
-    30 MB per prompt: 7.7 GB at batch 256, where the measured peak was 6.8 GB.) A front end refuses
-    runs over its budget before they start (see lab_ui)."""
-    return _saved_bytes(model_config(spec, config), spec.num_tokens, config.batch)
+    """About how much memory a run holds at its peak, an upper bound: the activations autograd keeps
+    for the backward pass, for the whole batch; the gradients the backward pass holds beside them (at
+    most BACKWARD_LARGEST_TENSORS times the largest saved tensor); and the held-out set. (The largest
+    run the app allows, 8 tasks x 64 examples, d = 16, vector gates, 4 layers, batch 128, saves 1006 MB
+    and peaked 1175 to 1199 MB over its start: about 3 largest tensors and the 32 MB held-out set beyond
+    the saved ones; the estimate is 1295 MB; tests/test_train.py measures it.) A front end refuses runs
+    over its budget before they start (see lab_ui)."""
+    gla = model_config(spec, config)
+    saved = _saved_bytes(gla, spec.num_tokens, config.batch)
+    backward = BACKWARD_LARGEST_TENSORS * _saved_bytes(gla, spec.num_tokens, config.batch, largest=True)
+    held_out_floats = max(TEST_SET_FLOATS, 256 * spec.num_tokens * spec.token_width)   # as held_out() sizes it
+    return saved + backward + 4 * held_out_floats
+
+
+BACKWARD_LARGEST_TENSORS = 5   # gradients alive at once in backward, in largest saved tensors (measured: 3)
 
 
 def check_run_allowed(spec: PromptSpec, config: TrainConfig, *, max_tokens: int | None = None,
@@ -234,7 +246,13 @@ def check_run_allowed(spec: PromptSpec, config: TrainConfig, *, max_tokens: int 
         return
     need = training_memory_bytes(spec, config)
     if need > memory_budget_bytes:
-        fits = int(memory_budget_bytes // (need / config.batch))
+        fits, over = 0, config.batch   # bisect for the largest batch that fits (need grows with the batch)
+        while over - fits > 1:
+            middle = (fits + over) // 2
+            if training_memory_bytes(spec, replace(config, batch=middle)) <= memory_budget_bytes:
+                fits = middle
+            else:
+                over = middle
         layers = f"{config.layers} layer{'s' if config.layers != 1 else ''}"
         what = (f"training this prompt ({spec.num_tokens} tokens, {config.gating} gating, {layers}) needs about "
                 f"{need / 2**20:,.0f} MB at batch {config.batch}; {budget_name} {memory_budget_bytes / 2**20:,.0f} "
@@ -245,10 +263,11 @@ def check_run_allowed(spec: PromptSpec, config: TrainConfig, *, max_tokens: int 
 
 
 @functools.lru_cache(maxsize=1024)
-def _saved_bytes(gla: GLAConfig, num_tokens: int, batch: int) -> int:
-    """Every tensor autograd saves for backward in a forward pass over `batch` prompts, in bytes,
-    counted on PyTorch's meta device: shapes without data, so a 2048-token model at any batch costs
-    milliseconds, not gigabytes. A tensor saved twice counts twice, as a view would: this errs high."""
+def _saved_bytes(gla: GLAConfig, num_tokens: int, batch: int, largest: bool = False) -> int:
+    """Every tensor autograd saves for backward in a forward pass over `batch` prompts, in bytes
+    (largest=True: the largest one alone), counted on PyTorch's meta device: shapes without data, so a
+    2048-token model at any batch costs milliseconds, not gigabytes. A tensor saved twice counts twice,
+    as a view would: this errs high."""
     saved = []
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
@@ -258,7 +277,17 @@ def _saved_bytes(gla: GLAConfig, num_tokens: int, batch: int) -> int:
     model = GLAModel(gla).to("meta")
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         model(torch.empty(batch, num_tokens, gla.token_width, device="meta"))
-    return sum(saved)
+    return max(saved, default=0) if largest else sum(saved)
+
+
+def _give_freed_memory_back() -> None:
+    """Hand the C heap's free pages back to the system (glibc's malloc_trim). A run's activations are
+    freed after every step, but glibc keeps the pages for reuse: the largest run left its process 640 MB
+    larger after it ended, 49 MB after a trim. Nothing to do on another C library."""
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 class Trainer:
@@ -489,6 +518,7 @@ class Trainer:
         self._publish(status=status, reason=reason, step=step, seconds=time.perf_counter() - start,
                       early_stop_step=early_stop_step)
         self._held_out = None
+        _give_freed_memory_back()
         return self.snapshot()
 
     def run_result(self) -> "RunResult":

@@ -8,7 +8,7 @@
   zip of garbage and a torch.save'd code object; this file covers the rest).
 - Presets are looked up by name, never by path.
 - A running server: XSRF on (an upload without the token is refused), uploads over
-  server.maxUploadSize refused, garbage on the WebSocket does not take it down; hostile links keep the
+  server.maxUploadSize refused, one session's uploads capped in count and bytes (lab_uploads), garbage on the WebSocket does not take it down; hostile links keep the
   page working and run no script.
 - The server works on a read-only root filesystem with only /tmp writable, as a non-root user
   (a mount namespace: `unshare -m`; skipped with the reason where that is not permitted).
@@ -371,12 +371,12 @@ def server():
 
 
 def _put_upload(server: harness.AppServer, session_id: str, headers: dict, body: bytes | None,
-                content_length: int | None = None) -> int:
+                content_length: int | None = None, file_id: str = "spec-file", method: str = "PUT") -> int:
     """PUT to Streamlit's upload endpoint; with content_length and no body, send headers only (a large
-    upload is refused from its Content-Length before its body is read)."""
+    upload is refused from its Content-Length before its body is read). method="DELETE" removes it."""
     connection = http.client.HTTPConnection(harness.HOST, server.port, timeout=15)
     try:
-        connection.putrequest("PUT", f"/_stcore/upload_file/{session_id}/spec-file")
+        connection.putrequest(method, f"/_stcore/upload_file/{session_id}/{file_id}")
         length = len(body) if body is not None else content_length
         for key, value in {**headers, "Content-Length": str(length)}.items():
             connection.putheader(key, value)
@@ -409,6 +409,43 @@ def test_xsrf_is_on_and_uploads_are_capped(server):
         assert _put_upload(server, session.session_id, {**headers, **token}, large) == 413
     finally:
         session.close()
+    assert server.healthy()
+
+
+def test_one_session_cannot_park_more_than_its_upload_ceiling(server):
+    """No page has an upload widget, yet any live session can PUT files: each is capped by
+    server.maxUploadSize, and lab_uploads caps what one session holds (before it, 200 files of 0.9 MB
+    all landed and the server grew by 182 MiB). Deleting a file frees its share; another session has
+    its own."""
+    import lab_uploads
+    payload = b"x" * int(0.9 * 1024 * 1024)
+    headers, body = _multipart(payload)
+    _, tiny = _multipart(b"{}")
+    session, other, small = (harness.ProtocolSession(server) for _ in range(3))
+    try:
+        def put(who, file_id: str, method: str = "PUT", content: bytes = body) -> int:
+            token = {"X-Xsrftoken": who.xsrf, "Cookie": f"_streamlit_xsrf={who.xsrf}"}
+            return _put_upload(server, who.session_id, {**headers, **token}, content if method == "PUT" else b"",
+                               file_id=file_id, method=method)
+
+        rss_before = server.rss_mb()
+        statuses = [put(session, f"file-{index}") for index in range(40)]
+        rss_after = server.rss_mb()
+        accepted = [index for index, status in enumerate(statuses) if status == 204]
+        fits = min(lab_uploads.MAX_SESSION_UPLOAD_FILES, lab_uploads.MAX_SESSION_UPLOAD_BYTES // len(payload))
+        assert accepted == list(range(fits)), statuses
+        assert set(statuses[fits:]) == {413}, statuses
+        assert rss_after - rss_before < 20, f"the server grew by {rss_after - rss_before:.0f} MiB"
+        assert put(session, "file-0") == 204, "a file replacing one of the same id counts once"
+        assert put(session, "file-0", method="DELETE") == 204
+        assert put(session, "file-after-delete") == 204, "a deleted file frees its share"
+        assert put(other, "file-0") == 204, "each session has its own ceiling"
+        small_statuses = [put(small, f"tiny-{index}", content=tiny) for index in range(10)]
+        assert small_statuses == [204] * lab_uploads.MAX_SESSION_UPLOAD_FILES + [413] * (
+            10 - lab_uploads.MAX_SESSION_UPLOAD_FILES), "the file count is capped too"
+    finally:
+        for each in (session, other, small):
+            each.close()
     assert server.healthy()
 
 

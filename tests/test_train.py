@@ -1,5 +1,9 @@
 """Training: the defaults reach the theory on every preset, reproducibility, stop, divergence."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +13,8 @@ from gla_core.theory import solve
 import json
 
 from gla_core.train import (MAX_FRAMES, TRAJECTORY_BYTES, TrainConfig, Trainer, TrainingRun, frame_bytes, max_frames,
-                            model_config, thin_frames, training_memory_bytes, untrained_frame)
+                            _saved_bytes, model_config, thin_frames,
+                            untrained_frame)
 
 SPEC = default_spec()
 ANALYTIC = solve(SPEC)
@@ -146,7 +151,46 @@ def test_training_memory_estimate_counts_what_a_real_step_saves(gating, layers, 
     spec = PromptSpec.from_dict({**default, "tasks": [{**task, "n": n} for task in default["tasks"]]})
     for batch in (1, 5):   # the meta-device count against the real one, at two batch sizes
         config = TrainConfig(gating=gating, layers=layers, batch=batch)
-        assert training_memory_bytes(spec, config) == _saved_bytes_on_cpu(spec, config, batch)
+        assert _saved_bytes(model_config(spec, config), spec.num_tokens, batch) == _saved_bytes_on_cpu(spec, config, batch)
+
+
+LARGEST_RUN = r"""
+import ctypes, gc, json, resource, sys
+import torch
+from gla_core.spec import PromptSpec
+from gla_core.train import TrainConfig, Trainer, training_memory_bytes
+
+torch.set_num_threads(1)
+def rss():
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) * 1024
+spec = PromptSpec.from_dict({"d": 16, "noise": 0.1, "delimiter": "task", "tasks": [{"n": 64, "corr": 0.5}] * 8})
+config = TrainConfig(gating="vector", layers=4, batch=128, steps=2)
+trainer = Trainer(spec, config)
+gc.collect()
+ctypes.CDLL("libc.so.6").malloc_trim(0)   # the start: what this process holds before the run
+start = rss()
+status = trainer.run().status
+print(json.dumps({"status": status, "estimate": training_memory_bytes(spec, config), "start": start,
+                  "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "after": rss()}))
+"""
+
+
+@pytest.mark.slow
+def test_the_memory_estimate_bounds_the_largest_runs_peak_and_the_memory_goes_back():
+    """The largest run the app allows (8 tasks x 64 examples, d = 16, vector gates, 4 layers, batch 128),
+    2 steps in a fresh process: its peak resident memory over the start stays under the estimate, and
+    after the run ends the process gives back what the run took (before: a 1175 MB peak against a 1006 MB
+    estimate, and 640 MB still held after the run)."""
+    out = subprocess.run([sys.executable, "-c", LARGEST_RUN], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    measured = json.loads(out.stdout.strip().splitlines()[-1])
+    assert measured["status"] == "finished"
+    peak = measured["peak"] - measured["start"]
+    assert peak <= measured["estimate"], f"peak {peak / 2**20:.0f} MB over an estimate of {measured['estimate'] / 2**20:.0f} MB"
+    assert measured["estimate"] <= 1.5 * peak, "an estimate this far above the peak refuses runs that fit"
+    held = measured["after"] - measured["start"]
+    assert held <= 0.15 * peak, f"{held / 2**20:.0f} MB still held after the run (peak {peak / 2**20:.0f} MB)"
 
 
 def test_history_is_capped_and_keeps_the_ends():

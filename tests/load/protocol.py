@@ -53,6 +53,7 @@ class Student:
     clicked_at: float | None = None
     events: list = field(default_factory=list)     # (time, what) of every message sent and run seen (bounded)
     disconnected_at: float | None = None           # when the server closed the connection, if it did
+    headings: list = field(default_factory=list)   # every heading's text, in order (bounded)
 
     def __post_init__(self):
         self._buttons: dict[str, str] = {}
@@ -102,6 +103,20 @@ class Student:
         self._finished.clear()
         self._event(f"send rerun fragment={fragment_id[:8]} trigger={bool(trigger)}")
         await self._socket.send(message.SerializeToString())
+
+    async def navigate(self, page: str, query: str = "", timeout_s: float = 120.0) -> None:
+        """Go to another page in the same session (the sidebar's link), with these URL parameters."""
+        self.page, self.query, self._page_script_hash = page, query, ""
+        self._buttons.clear()
+        await self._rerun()
+        await asyncio.wait_for(self._wait_script_finished(), timeout_s)
+
+    async def rerun(self, timeout_s: float = 120.0) -> float:
+        """One script run of the page as it is (a refresh without a reload); its seconds, send to finish."""
+        started = time.monotonic()
+        await self._rerun()
+        await asyncio.wait_for(self._wait_script_finished(), timeout_s)
+        return time.monotonic() - started
 
     async def click(self, label: str) -> None:
         """Press the button labelled `label` (as the tab would: one script run with its trigger)."""
@@ -160,6 +175,8 @@ class Student:
                 element = message.delta.new_element
                 if element.WhichOneof("type") == "button":
                     self._buttons[element.button.label] = element.button.id
+                elif element.WhichOneof("type") == "heading" and len(self.headings) < 2000:
+                    self.headings.append(element.heading.body)
                 for text in _texts(element):
                     self._note(text, element.WhichOneof("type"))
 

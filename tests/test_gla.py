@@ -8,15 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gla_core.gla import (PARALLEL_MAX_TOKENS, GLAConfig, GLAModel, choose_form, gla_attention, gla_chunked,
-                          gla_parallel)
+from gla_core.gla import (GATINGS, PARALLEL_MAX_TOKENS, GLAConfig, GLAModel, choose_form, gla_attention,
+                          gla_chunked, gla_parallel)
 from gla_core.reference import gla_reference, wpgd_one_step, wpgd_one_step_vector
 from gla_core.sampling import PromptSampler
 from gla_core.spec import PromptSpec
 
 # Tolerances on the relative RMS error against the float64 reference.
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
-GATINGS = ("none", "scalar", "vector")
 SMALL_CHUNK = 8
 SPEC = PromptSpec.from_dict({"d": 3, "noise": 0.1, "delimiter": "task",
                              "tasks": [{"n": 4, "corr": 0.3}, {"n": 3, "corr": 0.6}, {"n": 5, "corr": 0.9}]})

@@ -2,7 +2,6 @@
 import json
 from functools import partial
 
-import numpy as np
 import streamlit as st
 
 import lab_ui
@@ -54,19 +53,6 @@ controls_row.buttons([
                      help="Train all four models afresh, live, even where results trained earlier exist."),
 ], phone="On a phone this page shows results trained earlier on this server; open it on a larger screen to train.",
     widths=[1.4, 1, 1, 1])
-
-
-def verdict(layers: int, risk: float, risk_se: float, target: dict) -> str:
-    """One depth's trained risk against its own target, in words (2 standard errors of both decide)."""
-    margin = 2 * float(np.hypot(np.nan_to_num(risk_se), target["risk_se"]))
-    model = f"**{lab_ui.layer_list([layers])}**"
-    if abs(risk - target["risk"]) <= margin:
-        return f"{model}: reached the {layers}-step target ({target['risk']:.3f})."
-    if risk > target["risk"]:
-        return f"{model}: fell short of the {layers}-step target by {100 * (risk / target['risk'] - 1):.1f}%."
-    return (f"{model}: went below the {layers}-step target ({target['risk']:.3f}) by more than 2 standard errors — "
-            "the trained GLA computes something outside L-step WPGD: it has more freedom than the construction "
-            "(keys, queries and values read every slot), so its weights differ from the target's below.")
 
 
 def target_controls() -> None:
@@ -127,14 +113,10 @@ def draw(run) -> None:
                     "appear above as they finish.")
         return
     if targets:
-        st.markdown(" ".join(verdict(layers, *results[layers][:2], targets[layers - 1]) for layers in sorted(results)))
-    best_one_step = analytic["optimal"]["risk"]
-    below = [layers for layers, (risk, se, _) in results.items() if risk < best_one_step - 2 * np.nan_to_num(se)]
-    at = [layers for layers, (risk, se, _) in results.items() if layers not in below and abs(risk - best_one_step) <= 2 * se]
-    st.markdown(f"The best **one-step** WPGD risk is **{best_one_step:.3f}**. "
-                + (f"Models with {lab_ui.layer_list(below)} beat it by more than 2 standard errors: more "
-                   "steps, lower risk. " if below else "No trained model is below it by more than 2 standard errors. ")
-                + (f"Models with {lab_ui.layer_list(at)} are at it (within 2 standard errors)." if at else ""))
+        st.markdown(" ".join(lab_ui.depth_verdict(layers, *results[layers][:2], targets[layers - 1])
+                             for layers in sorted(results)))
+    st.markdown(lab_ui.against_one_step({layers: result[:2] for layers, result in results.items()},
+                                        analytic["optimal"]["risk"]))
     deepest = max(results)
     frames = results[deepest][2]
     replay = (not same_settings or not run.alive) and len(frames) > 1

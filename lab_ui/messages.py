@@ -84,3 +84,28 @@ def theory_metrics(snapshot, risks: dict[str, float], gating: str, show_theory: 
     cells[3].metric("Cosine", f"{snapshot.cosine:.3f}" if trained and show_theory else ("?" if trained else "—"),
                     help=f"Cosine similarity of the trained model's weights and the {target.label} weights: 1 = the "
                          "same up to scale.")
+
+
+def depth_verdict(layers: int, risk: float, risk_se: float, target: dict) -> str:
+    """One depth's trained risk against its own L-step target (causal_wpgd: "risk", "risk_se"), in words;
+    2 standard errors of both together decide."""
+    margin = 2 * float(np.hypot(np.nan_to_num(risk_se), target["risk_se"]))
+    model = f"**{layer_list([layers])}**"
+    if abs(risk - target["risk"]) <= margin:
+        return f"{model}: reached the {layers}-step target ({target['risk']:.3f})."
+    if risk > target["risk"]:
+        return f"{model}: fell short of the {layers}-step target by {100 * (risk / target['risk'] - 1):.1f}%."
+    return (f"{model}: went below the {layers}-step target ({target['risk']:.3f}) by more than 2 standard errors — "
+            "the trained GLA computes something outside L-step WPGD: it has more freedom than the construction "
+            "(keys, queries and values read every slot), so its weights differ from the target's below.")
+
+
+def against_one_step(results: dict[int, tuple[float, float]], best_one_step: float) -> str:
+    """Trained models of several depths (layers -> risk, SE) against the best one-step WPGD risk, in words:
+    below it, or at it, only by more or within 2 standard errors."""
+    below = [layers for layers, (risk, se) in results.items() if risk < best_one_step - 2 * np.nan_to_num(se)]
+    at = [layers for layers, (risk, se) in results.items() if layers not in below and abs(risk - best_one_step) <= 2 * se]
+    return (f"The best **one-step** WPGD risk is **{best_one_step:.3f}**. "
+            + (f"Models with {layer_list(below)} beat it by more than 2 standard errors: more steps, lower risk. "
+               if below else "No trained model is below it by more than 2 standard errors. ")
+            + (f"Models with {layer_list(at)} are at it (within 2 standard errors)." if at else ""))

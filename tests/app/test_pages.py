@@ -386,3 +386,15 @@ def test_a_seed_that_is_not_whole_is_refused_by_name():
     at = open_page("playground", seed="3.7")
     assert any("`seed`: must be a whole number" in error.value for error in at.error)
     assert not [button for button in at.button if button.label == "Train"]     # nothing to train with it
+
+
+def test_depth_verdicts_say_reached_short_or_below_by_two_standard_errors_of_both():
+    target = {"risk": 1.0, "risk_se": 0.01}
+    # the margin is 2 standard errors of both together: 2 * hypot(0.005, 0.01) = 0.0224
+    assert "reached the 2-step target" in lab_ui.depth_verdict(2, 1.02, 0.005, target)
+    assert "fell short of the 2-step target by 2.5%" in lab_ui.depth_verdict(2, 1.025, 0.005, target)
+    assert "fell short of the 3-step target by 5.0%" in lab_ui.depth_verdict(3, 1.05, 0.01, target)
+    below = lab_ui.depth_verdict(4, 0.95, 0.01, target)
+    assert "went below the 4-step target" in below and "outside L-step WPGD" in below
+    summary = lab_ui.against_one_step({1: (1.44, 0.001), 2: (1.0, 0.01), 3: (1.439, 0.002)}, 1.44)
+    assert "Models with 2 layers beat it" in summary and "Models with 1 and 3 layers are at it" in summary

@@ -1,6 +1,5 @@
 """Gating vs linear attention: when do gates beat equal weights? Analytic risks along a sweep, with
 trained models overlaid on request."""
-import itertools
 from functools import partial
 
 import numpy as np
@@ -10,7 +9,7 @@ import lab_ui
 from gla_core import figures
 from gla_core.figures import QUANTITIES
 from gla_core.session import Phase
-from gla_core.spec import SpecError, load_preset
+from gla_core.spec import SWEEPS, SpecError, load_preset, sweep_specs
 from gla_core.train import ANALYTIC_KEY, TrainConfig
 
 PURPOSE = "gating"
@@ -19,7 +18,6 @@ TRAINED_POINTS = 5            # sweep points that get trained models
 # The trainer's own defaults (100 steps, batch 256): each of the ten models lands within 2% of its target
 # (docs/benchmarks.md, the overlay), in half the time of the 300 steps at batch 128 it had before.
 OVERLAY_SETTINGS = {"steps": TrainConfig().steps}
-SWEEPS = {"examples": "examples per task", "relevance": "relevance of the first task", "order": "task order"}
 
 controls = lab_ui.Controls(PURPOSE, {"preset": "the preset box", "sweep": "what to sweep"})
 
@@ -38,24 +36,7 @@ st.caption(f"Base prompt: **{load_preset(preset)['title']}** — " + ", ".join(
     for k, task in enumerate(base["tasks"])))
 
 
-def with_tasks(tasks: list[dict]) -> dict:
-    return {**base, "tasks": tasks}
-
-
-if sweep == "examples":
-    sizes = [1, 2, 4, 8, 16, 32, 64]
-    x = [str(n) for n in sizes]   # labels: evenly spaced doublings
-    spec_dicts = [with_tasks([{**task, "n": n} for task in base["tasks"]]) for n in sizes]
-    x_title = "examples per task"
-elif sweep == "relevance":
-    x = [float(r) for r in np.round(np.linspace(-1.0, 1.0, 21), 2)]
-    spec_dicts = [with_tasks([{**base["tasks"][0], "corr": r}, *base["tasks"][1:]]) for r in x]
-    x_title = "relevance of the first task (its correlation with the query task)"
-else:
-    orders = list(itertools.permutations(range(len(base["tasks"]))))[:24]
-    x = [" → ".join(lab_ui.format_corr(base["tasks"][k]["corr"]) for k in order) for order in orders]
-    spec_dicts = [with_tasks([base["tasks"][k] for k in order]) for order in orders]
-    x_title = "task order (relevances in prompt order, the query after the last)"
+x, spec_dicts, x_title = sweep_specs(base, sweep)
 
 try:
     specs = [lab_ui.validated_spec(spec_dict) for spec_dict in spec_dicts]

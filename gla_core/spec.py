@@ -10,6 +10,7 @@ so they share one validation whose messages name the field and its allowed range
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -320,3 +321,39 @@ def preset_spec(name: str) -> PromptSpec:
 
 def default_spec() -> PromptSpec:
     return preset_spec("default")
+
+
+def format_corr(corr) -> str:
+    """A correlation as text: 0.5, or a per-coordinate list as 0.9, 0.9, 0."""
+    return ", ".join(f"{c:g}" for c in corr) if isinstance(corr, list) else f"{corr:g}"
+
+
+SWEEPS = {"examples": "examples per task", "relevance": "relevance of the first task", "order": "task order"}
+SWEEP_SIZES = (1, 2, 4, 8, 16, 32, 64)
+MAX_ORDERS = 24     # the task orders a sweep shows (4! = 24: every order of up to four tasks)
+
+
+def sweep_specs(base: dict, kind: str) -> tuple[list, list[dict], str]:
+    """One setting of a spec dict swept (SWEEPS): the x values (labels for "examples" and "order"), the
+    spec dicts in the same order (not yet validated), and the x axis's title.
+
+    examples: every task's n through SWEEP_SIZES; relevance: the first task's corr from -1 to 1 in steps
+    of 0.1; order: the tasks permuted (the first MAX_ORDERS orders), labelled by their relevances.
+    """
+    def with_tasks(tasks: list[dict]) -> dict:
+        return {**base, "tasks": tasks}
+
+    tasks = base["tasks"]
+    if kind == "examples":
+        return ([str(n) for n in SWEEP_SIZES], [with_tasks([{**task, "n": n} for task in tasks]) for n in SWEEP_SIZES],
+                "examples per task")
+    if kind == "relevance":
+        values = [float(r) for r in np.round(np.linspace(-1.0, 1.0, 21), 2)]
+        return (values, [with_tasks([{**tasks[0], "corr": r}, *tasks[1:]]) for r in values],
+                "relevance of the first task (its correlation with the query task)")
+    if kind == "order":
+        orders = list(itertools.permutations(range(len(tasks))))[:MAX_ORDERS]
+        return ([" → ".join(format_corr(tasks[k]["corr"]) for k in order) for order in orders],
+                [with_tasks([tasks[k] for k in order]) for order in orders],
+                "task order (relevances in prompt order, the query after the last)")
+    raise SpecError("sweep", f"must be one of {', '.join(SWEEPS)}, got {_show(kind)}")

@@ -10,7 +10,7 @@ import streamlit as st
 import torch
 
 from gla_core.limits import host_limits
-from gla_core.spec import DELIMITERS, PromptSpec, SpecError, list_presets, load_preset
+from gla_core.spec import DELIMITERS, PromptSpec, SpecError, format_corr, list_presets, load_preset
 from gla_core.train import GATINGS, TrainConfig, check_run_allowed
 from lab_ui.controls import Controls
 
@@ -32,11 +32,6 @@ SETTING_LABELS = {
     "gating": "gating", "layers": "layers",
     "training": "steps, learning rate, batch, seed, device",
 }
-
-
-def format_corr(corr) -> str:
-    """A correlation as text: 0.5, or a per-coordinate list as 0.9, 0.9, 0."""
-    return ", ".join(f"{c:g}" for c in corr) if isinstance(corr, list) else f"{corr:g}"
 
 
 def preset_settings(name: str) -> dict:

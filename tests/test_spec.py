@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from gla_core.spec import MAX_TOKENS, PromptSpec, SpecError, default_spec, list_presets, load_preset, preset_spec
+from gla_core.spec import (MAX_TOKENS, PromptSpec, SpecError, default_spec, list_presets, load_preset, preset_spec,
+                           sweep_specs)
 
 BASE = {"d": 5, "noise": 0.1, "delimiter": "task",
         "tasks": [{"n": 10, "corr": 0.2}, {"n": 10, "corr": 0.5}, {"n": 10, "corr": 0.9}],
@@ -127,3 +128,19 @@ def test_every_preset_is_a_valid_spec():
 def test_unknown_preset_lists_the_choices():
     with pytest.raises(SpecError, match="choose from: .*default"):
         preset_spec("nope")
+
+
+def test_a_sweep_moves_exactly_one_setting_and_labels_each_point():
+    base = {"d": 3, "noise": 0.1, "tasks": [{"n": 5, "corr": 0.2}, {"n": 7, "corr": 0.9}, {"n": 3, "corr": [0.5, 0.5, 0]}]}
+    x, specs, title = sweep_specs(base, "examples")
+    assert x == ["1", "2", "4", "8", "16", "32", "64"] and title == "examples per task"
+    assert [[task["n"] for task in spec["tasks"]] for spec in specs] == [[n] * 3 for n in (1, 2, 4, 8, 16, 32, 64)]
+    x, specs, _ = sweep_specs(base, "relevance")
+    assert len(x) == 21 and x[0] == -1.0 and x[10] == 0.0 and x[-1] == 1.0
+    assert all(spec["tasks"][0]["corr"] == r and spec["tasks"][1:] == base["tasks"][1:] for r, spec in zip(x, specs))
+    x, specs, _ = sweep_specs(base, "order")
+    assert len(specs) == 6 and len({json.dumps(spec["tasks"]) for spec in specs}) == 6
+    assert x[0] == "0.2 → 0.9 → 0.5, 0.5, 0" and x[-1] == "0.5, 0.5, 0 → 0.9 → 0.2"
+    assert all(spec["d"] == 3 and spec["noise"] == 0.1 for spec in specs)
+    with pytest.raises(SpecError, match="sweep"):
+        sweep_specs(base, "noise")

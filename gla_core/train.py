@@ -86,20 +86,29 @@ VALUE_LR_FACTOR = 1.0
 @dataclass(frozen=True)
 class Recipe:
     """How the optimiser moves a model: keys' and queries' learning rate (x TrainConfig.lr), Adam's betas, and
-    the share of the steps the learning rate is held before it decays linearly to 0."""
+    the share of the steps the learning rate is held before it decays linearly to 0.
+
+    With `at_key_scale` set, the keys' and queries' factor holds for a model whose keys start at that scale
+    (Trainer.key_scale) and scales with it: Adam moves a weight by about its learning rate per step whatever
+    its size, so small keys (a long prompt's) need proportionally small steps."""
 
     key_query_lr_factor: float
     betas: tuple[float, float]
     hold_fraction: float
+    at_key_scale: float | None = None
 
 
 ONE_LAYER = Recipe(key_query_lr_factor=0.1, betas=(0.9, 0.999), hold_fraction=0.0)
-# x0.1 left 2-4 layer models 6-16% short of their L-step target at 100 steps; x1 diverges
-DEEP = Recipe(key_query_lr_factor=0.5, betas=(0.9, 0.99), hold_fraction=0.6)
+# x0.1 left 2-4 layer models 6-16% short of their L-step target at 100 steps; x1 diverges. Tuned on the
+# depth preset, whose keys start at sqrt(1/46.01) = 0.147; unscaled, x0.5 made a 4-layer model of a 521-token
+# prompt (keys at 0.043) diverge at its second step.
+DEEP = Recipe(key_query_lr_factor=0.5, betas=(0.9, 0.99), hold_fraction=0.6, at_key_scale=math.sqrt(1 / 46.01))
 
 
 def recipe(layers: int) -> Recipe:
     return ONE_LAYER if layers == 1 else DEEP
+
+
 ANALYTIC_KEY = {"none": "linear_attention", "scalar": "scalar_gla", "vector": "vector_gla"}
 
 
@@ -355,19 +364,22 @@ class Trainer:
         That step size is P* for uniform weights when every example comes from the query task
         (docs/theory.md §6 with r = 1, R = 1 1^T): it uses the prompt's sizes, not its task correlations.
         """
-        spec, config = self.spec, self.config
-        step_size = 1.0 / (spec.num_examples + spec.d + 1 + spec.noise ** 2)
-        model = GLAModel(model_config(spec, config))
-        return model.init_structured(torch.Generator().manual_seed(config.seed), qk_scale=math.sqrt(step_size),
-                                     gate=config.init_gate, noise=0.0)
+        model = GLAModel(model_config(self.spec, self.config))
+        return model.init_structured(torch.Generator().manual_seed(self.config.seed), qk_scale=self.key_scale(),
+                                     gate=self.config.init_gate, noise=0.0)
+
+    def key_scale(self) -> float:
+        """The scale keys and queries start at: sqrt of the step size 1 / (n + d + 1 + sigma^2)."""
+        spec = self.spec
+        return math.sqrt(1.0 / (spec.num_examples + spec.d + 1 + spec.noise ** 2))
 
     def optimiser(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
         """Adam, one learning rate per kind of parameter (see GATE_LR_FACTOR and `recipe`), held for the recipe's
         share of the steps, then decaying linearly to 0. A subclass may return another optimiser and schedule
         (bench/converge.py does)."""
         plan = recipe(self.config.layers)
-        factors = {"Wg": GATE_LR_FACTOR, "Wq": plan.key_query_lr_factor, "Wk": plan.key_query_lr_factor,
-                   "Wv": VALUE_LR_FACTOR}
+        key_query = plan.key_query_lr_factor * (self.key_scale() / plan.at_key_scale if plan.at_key_scale else 1.0)
+        factors = {"Wg": GATE_LR_FACTOR, "Wq": key_query, "Wk": key_query, "Wv": VALUE_LR_FACTOR}
         groups: dict[str, list[torch.nn.Parameter]] = {kind: [] for kind in factors}
         for name, parameter in self.model.named_parameters():
             if parameter.requires_grad:

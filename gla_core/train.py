@@ -289,14 +289,22 @@ def _saved_bytes(gla: GLAConfig, num_tokens: int, batch: int, largest: bool = Fa
     return max(saved, default=0) if largest else sum(saved)
 
 
+@functools.cache
+def _c_library() -> ctypes.CDLL | None:
+    """The C library, looked up once (find_library runs ldconfig in a subprocess)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
 def _give_freed_memory_back() -> None:
     """Hand the C heap's free pages back to the system (glibc's malloc_trim). A run's activations are
     freed after every step, but glibc keeps the pages for reuse: the largest run left its process 640 MB
     larger after it ended, 49 MB after a trim. Nothing to do on another C library."""
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    trim = getattr(_c_library(), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 class Trainer:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 
 import pytest
 
@@ -74,6 +75,17 @@ def board_heading(page) -> str:
     return heading.first.inner_text()
 
 
+def _shown_code(page, timeout: float = 30.0) -> str:
+    """The class code the teacher's page shows, once its code block has rendered (the heading comes first)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = CODE_PATTERN.search(harness.main_text(page))
+        if found or time.monotonic() > deadline:
+            assert found, f"no class code on the teacher's page: {harness.main_text(page)[:500]!r}"
+            return found.group(0)
+        page.wait_for_timeout(200)
+
+
 def test_students_on_two_servers_land_on_one_board(browser, servers, database_url):
     server_a, server_b = servers
     contexts = []
@@ -91,7 +103,7 @@ def test_students_on_two_servers_land_on_one_board(browser, servers, database_ur
         teacher.get_by_role("button", name="Create class").click()
         teacher.get_by_role("heading", name="Your class").wait_for(timeout=30_000)
         harness.settle(teacher)
-        code = normalise_code(CODE_PATTERN.search(harness.main_text(teacher)).group(0))
+        code = normalise_code(_shown_code(teacher))
 
         projector = new_page(server_b, f"/board?board={code}")
         assert board_heading(projector) == "The board: 0 runs"

@@ -82,8 +82,10 @@ def pytest_sessionfinish(session, exitstatus):
     train, session_module = sys.modules.get("gla_core.train"), sys.modules.get("gla_core.session")
     if train is None:
         return
-    live = [thing for thing in gc.get_objects() if session_module and isinstance(thing, session_module.LiveRun)]
-    runs = [thing for thing in gc.get_objects() if isinstance(thing, train.TrainingRun)]
+    kinds = (train.TrainingRun, *((session_module.LiveRun,) if session_module else ()))
+    alive = [thing for thing in gc.get_objects() if isinstance(thing, kinds)]
+    live = [thing for thing in alive if not isinstance(thing, train.TrainingRun)]
+    runs = [thing for thing in alive if isinstance(thing, train.TrainingRun)]
     for run in [*live, *runs]:
         run.stop()              # a LiveRun's stop also wakes a trainer waiting for a slot or paused
     deadline = time.monotonic() + 30

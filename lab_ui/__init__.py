@@ -10,6 +10,7 @@
     exports     CSV, JSON and command-line downloads
     board       the class board's session glue: joining, posting finished runs from a training thread
     keys        every session-state key and URL parameter the app owns
+    lesson_steps  the Lesson page's ten steps (imported by that page alone)
 
 A page reads `import lab_ui` and calls `lab_ui.<name>`: the names below are the pages' vocabulary.
 Imported once per server process (Streamlit re-executes pages, not imported modules), so the

@@ -21,3 +21,5 @@ BOARD_CLASS = "board_class"               # the joined class's code (board.joine
 BOARD_STUDENT = "board_student"           # this tab's generated name in that class
 BOARD_TEACHER = "board_teacher"           # (code, teacher key) of the class this tab created or opened
 BOARD_MESSAGE = "_board_message"          # a message the Class board shows once after a rerun
+LESSON_PICKS = "lesson_picks"             # what the student picked in the Lesson, kept across its steps
+LESSON_SHOWN = "lesson_shown"             # the Lesson's questions whose answer the teacher has shown

@@ -11,7 +11,6 @@ import streamlit as st
 
 import lab_ui
 from gla_core import board, figures
-from gla_core.spec import list_presets
 from gla_core.train import ANALYTIC_KEY
 from lab_ui import board as lab_board, keys
 
@@ -45,61 +44,11 @@ if board_code:
                       on_click=lab_board.forget_class if teacher else lab_board.leave)
 
 if teacher and room:
-    link = lab_board.page_link(**{lab_board.JOIN_PARAM: room.code})
-    info_col, qr_col = st.columns([2, 1])
-    with info_col:
-        st.subheader("Your class")
-        st.text(room.title)      # a teacher's words, shown as typed (no markdown)
-        st.caption("Class code (students may type it on the Class board page):")
-        st.code(room.display_code, language=None)
-        st.caption("Join link:")
-        st.code(link, language=None)
-        expires = pd.Timestamp(room.expires, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
-        st.caption(f"Preset {room.preset}; students may change: {', '.join(room.open_settings) or 'nothing'}. "
-                   f"{'Closed: no more joins or runs. ' if room.closed else ''}Expires {expires}.")
-        clear_col, close_col, new_col = st.columns(3)
-        clear_col.button("Clear board", key="board_clear", on_click=lab_board.teacher_action, args=(board.clear_board,),
-                         help="Deletes every run on the board; students stay in the class.")
-        close_col.button("Close class", key="board_close", on_click=lab_board.teacher_action, args=(board.close_class,),
-                         disabled=room.closed, help="No more joins or runs; the board stays until it expires.")
-        new_col.button("Start another class", key="board_forget", on_click=lab_board.forget_class)
-        st.caption("The board alone, for a projector or another screen:")
-        st.code(lab_board.page_link(**{lab_board.VIEW_PARAM: room.code}), language=None)
-        with st.expander("Teacher link: reopens these controls in another tab or after a reload (keep it private)"):
-            st.code(lab_board.page_link(**{lab_board.VIEW_PARAM: room.code, lab_board.TEACHER_PARAM: teacher[1]}),
-                    language=None)
-    with qr_col:
-        st.image(lab_board.qr_code(link, "png"), caption="Scan to join", width=260)
-        st.download_button("QR code (SVG)", lab_board.qr_code(link, "svg"), file_name="class-qr.svg",
-                           mime="image/svg+xml",
-                           key="board_qr_svg")
+    lab_board.teacher_panel(room, teacher[1])
 elif not membership and not view_code:
-    create_col, join_col = st.columns(2)
-    with create_col.form("board_create_form"):
-        st.subheader("Teacher: create a class")
-        st.text_input("Class name", key="board_title", max_chars=board.MAX_TITLE_CHARS, placeholder="Tuesday lab")
-        st.selectbox("Preset", list_presets(), key="board_preset", index=list_presets().index("default"))
-        st.multiselect("Settings students may change", list(board.ADJUSTABLE_SETTINGS),
-                       default=list(board.ADJUSTABLE_SETTINGS), key="board_open",
-                       format_func=lambda name: f"{name}: {lab_ui.SETTING_LABELS[name]}")
-        st.number_input("Expires after (days)", min_value=1, max_value=int(board.MAX_DAYS),
-                        value=int(board.DEFAULT_DAYS), key="board_days")
-        st.form_submit_button("Create class", on_click=lab_board.create_from_form, type="primary")
-    with join_col.form("board_join_form"):
-        st.subheader("Student: join a class")
-        st.text_input("Class code", key="board_code", placeholder="XXXXX-XXXXX-XXXXX-XXXXX")
-        st.form_submit_button("Join", on_click=lab_board.join_from_form, type="primary")
-        st.caption("You get a made-up name; nothing about you is stored. Every run you finish is posted to the "
-                   "class board, and you can withdraw yours.")
-
+    lab_board.create_and_join_forms(lab_ui.SETTING_LABELS)
 if membership and room:
-    student = membership[1]
-    st.subheader(f"You are {student}")
-    st.text(f"Class: {room.title}")
-    st.caption(f"Train on any page: each run you finish is posted here. Preset {room.preset}; you may change "
-               f"{', '.join(room.open_settings) or 'nothing'}.")
-    st.button("Leave class", key="board_leave", on_click=lab_board.leave,
-              help="Your posted runs stay on the board; withdraw them first to take them off.")
+    lab_board.student_panel(room, membership[1])
 
 
 @st.fragment(run_every=REFRESH_SECONDS if room else None)

@@ -6,8 +6,9 @@ membership when it starts the run (joined_class(), in the script's thread) and h
 post_finished, which the run's on-finished hook calls; a post that fails is kept here, per
 membership, for the board page to say (post_problem): never dropped silently.
 
-Also the Class board page's own glue: its links (join, projector, teacher), its QR code and the
-callbacks of its forms and buttons, which report a refusal once (keys.BOARD_MESSAGE).
+Also the Class board page's own glue: its links (join, projector, teacher), its QR code, its panels (the
+teacher's class, the forms to create and join one, the student's place) and the callbacks of their forms
+and buttons, which report a refusal once (keys.BOARD_MESSAGE).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import hmac
 import io
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Callable
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -23,6 +25,7 @@ import segno
 import streamlit as st
 
 from gla_core import board
+from gla_core.spec import list_presets
 from lab_ui import keys
 from lab_ui.resources import browser_id
 
@@ -204,3 +207,66 @@ def withdraw(membership: tuple[str, str], run_id: str) -> None:
         board.withdraw_run(*membership, run_id)
     except (board.BoardError, board.BoardUnavailable) as error:
         st.session_state[keys.BOARD_MESSAGE] = str(error)
+
+
+# ---------------------------------------------------------------- the Class board page's panels
+def teacher_panel(room: board.ClassInfo, teacher_key: str) -> None:
+    """The teacher's view of their class: its code, links and QR code to join, and the class's controls."""
+    link = page_link(**{JOIN_PARAM: room.code})
+    info_col, qr_col = st.columns([2, 1])
+    with info_col:
+        st.subheader("Your class")
+        st.text(room.title)      # a teacher's words, shown as typed (no markdown)
+        st.caption("Class code (students may type it on the Class board page):")
+        st.code(room.display_code, language=None)
+        st.caption("Join link:")
+        st.code(link, language=None)
+        expires = datetime.fromtimestamp(room.expires, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        st.caption(f"Preset {room.preset}; students may change: {', '.join(room.open_settings) or 'nothing'}. "
+                   f"{'Closed: no more joins or runs. ' if room.closed else ''}Expires {expires}.")
+        clear_col, close_col, new_col = st.columns(3)
+        clear_col.button("Clear board", key="board_clear", on_click=teacher_action, args=(board.clear_board,),
+                         help="Deletes every run on the board; students stay in the class.")
+        close_col.button("Close class", key="board_close", on_click=teacher_action, args=(board.close_class,),
+                         disabled=room.closed, help="No more joins or runs; the board stays until it expires.")
+        new_col.button("Start another class", key="board_forget", on_click=forget_class)
+        st.caption("The board alone, for a projector or another screen:")
+        st.code(page_link(**{VIEW_PARAM: room.code}), language=None)
+        with st.expander("Teacher link: reopens these controls in another tab or after a reload (keep it private)"):
+            st.code(page_link(**{VIEW_PARAM: room.code, TEACHER_PARAM: teacher_key}), language=None)
+    with qr_col:
+        st.image(qr_code(link, "png"), caption="Scan to join", width=260)
+        st.download_button("QR code (SVG)", qr_code(link, "svg"), file_name="class-qr.svg", mime="image/svg+xml",
+                           key="board_qr_svg")
+
+
+def create_and_join_forms(setting_labels: dict[str, str]) -> None:
+    """A tab in no class: the teacher's form to create one (the settings students may change are listed with
+    `setting_labels`, lab_ui.SETTING_LABELS) beside the student's to join one."""
+    create_col, join_col = st.columns(2)
+    with create_col.form("board_create_form"):
+        st.subheader("Teacher: create a class")
+        st.text_input("Class name", key="board_title", max_chars=board.MAX_TITLE_CHARS, placeholder="Tuesday lab")
+        st.selectbox("Preset", list_presets(), key="board_preset", index=list_presets().index("default"))
+        st.multiselect("Settings students may change", list(board.ADJUSTABLE_SETTINGS),
+                       default=list(board.ADJUSTABLE_SETTINGS), key="board_open",
+                       format_func=lambda name: f"{name}: {setting_labels[name]}")
+        st.number_input("Expires after (days)", min_value=1, max_value=int(board.MAX_DAYS),
+                        value=int(board.DEFAULT_DAYS), key="board_days")
+        st.form_submit_button("Create class", on_click=create_from_form, type="primary")
+    with join_col.form("board_join_form"):
+        st.subheader("Student: join a class")
+        st.text_input("Class code", key="board_code", placeholder="XXXXX-XXXXX-XXXXX-XXXXX")
+        st.form_submit_button("Join", on_click=join_from_form, type="primary")
+        st.caption("You get a made-up name; nothing about you is stored. Every run you finish is posted to the "
+                   "class board, and you can withdraw yours.")
+
+
+def student_panel(room: board.ClassInfo, student: str) -> None:
+    """A student's view: their name in the class, what they may change, and leaving."""
+    st.subheader(f"You are {student}")
+    st.text(f"Class: {room.title}")
+    st.caption(f"Train on any page: each run you finish is posted here. Preset {room.preset}; you may change "
+               f"{', '.join(room.open_settings) or 'nothing'}.")
+    st.button("Leave class", key="board_leave", on_click=leave,
+              help="Your posted runs stay on the board; withdraw them first to take them off.")

@@ -55,20 +55,6 @@ controls_row.buttons([
     widths=[1.4, 1, 1, 1])
 
 
-def target_controls() -> None:
-    """No precomputed target for these settings: compute it in the background on request, and show it when
-    it is ready (this fragment checks every 2 s; the page reruns once it has)."""
-    if lab_ui.depth_targets(spec, settings["gating"]) is not None:
-        st.rerun()
-    elif lab_ui.depth_targets_pending(spec, settings["gating"]):
-        st.caption("Computing the best L-step causal WPGD for these settings in the background (up to a minute); "
-                   "it appears here when ready.")
-    else:
-        st.button("Compute the L-step targets", help="The best risk 1 to 4 steps of causal WPGD reach on these "
-                  "settings, found numerically in the background (presets have theirs precomputed).",
-                  on_click=lab_ui.depth_targets, args=(spec, settings["gating"], True))
-
-
 def draw(run) -> None:
     live = {}  # layers -> (snapshot, trajectory) of this session's models with these settings
     if same_settings:
@@ -99,15 +85,7 @@ def draw(run) -> None:
     if earlier:
         st.caption(f"Models with {lab_ui.layer_list(earlier)} were trained earlier on this server with these "
                    "settings, not by this run: press **Train again** to train them live.")
-    if same_settings:
-        for index, reason in run.limit_reasons.items():
-            trainer = run.trainers[index]
-            st.warning(f"The {trainer.config.layers}-layer model stopped at step {trainer.snapshot().step} of "
-                       f"{trainer.config.steps}: {reason}. Its risk is from the steps it made.",
-                       icon=":material/timer:")
-    for layers, step in diverged.items():
-        st.error(f"The {layers}-layer model diverged at step {step}: it has no result. Lower the learning rate.",
-                 icon=":material/error:")
+    lab_ui.depth_run_warnings(run if same_settings else None, diverged)
     if not results:
         st.markdown("Press **Train 1 to 4 layers**: four models train one after another, and their test risks "
                     "appear above as they finish.")
@@ -133,5 +111,4 @@ def draw(run) -> None:
 
 
 lab_ui.live_panel(run if same_settings else None, draw)
-if lab_ui.depth_targets(spec, settings["gating"]) is None:
-    st.fragment(run_every=2.0 if lab_ui.depth_targets_pending(spec, settings["gating"]) else None)(target_controls)()
+lab_ui.depth_target_request(spec, settings["gating"])

@@ -50,7 +50,7 @@ if np.allclose(risks["vector_gla"], risks["scalar_gla"], rtol=1e-9):
     del risks["vector_gla"]  # identical curves: features are alike, vector gates add nothing
 best_gated = np.minimum(risks["scalar_gla"], risks.get("vector_gla", risks["scalar_gla"]))
 linear = np.asarray(risks["linear_attention"])
-wins = best_gated < linear * (1 - 1e-6)
+wins = lab_ui.gating_wins(linear, best_gated)
 
 
 # ---------------------------------------------------------------- trained overlay
@@ -104,21 +104,4 @@ def draw(run) -> None:
 
 lab_ui.live_panel(run if same_settings else None, draw)
 
-# ---------------------------------------------------------------- the verdict, in words
-gain = (linear - best_gated) / linear
-if not wins.any():
-    st.success("**Here gating never helps**: on every setting of this sweep the best weights are equal weights "
-               "(or gates cannot reach better ones), so linear attention is already as good as a GLA.",
-               icon=":material/balance:")
-else:
-    best = int(np.argmax(gain))
-    st.success(f"**Gating wins on {int(wins.sum())} of {len(x)} settings**, by up to {100 * gain[best]:.1f}% lower "
-               f"risk (at {x_title.split(' (')[0]} = {x[best]}). It wins when tasks differ in relevance and the more "
-               "relevant examples sit nearer the query; gates cannot give a far-away task more weight than a near "
-               "one.", icon=":material/balance:")
-gap = np.asarray(best_gated) - np.asarray(risks["optimal"])
-if (gap > 1e-6 * linear).any():
-    st.info(f"On {int((gap > 1e-6 * linear).sum())} settings even the best gated model stays above optimal WPGD "
-            "(the black line): there the optimal weights shrink toward the query, which gate products cannot do.")
-st.latex(r"\text{gating wins} \iff \min_{\omega \text{ reachable}} L(P^*(\omega), \omega)"
-         r" < L(P^*(\mathbf{1}), \mathbf{1})")
+lab_ui.sweep_verdict(x, x_title, linear, best_gated, np.asarray(risks["optimal"]))

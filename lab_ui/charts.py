@@ -1,14 +1,17 @@
 """Charts: a Plotly figure drawn from a recipe only when its data change, sized for the projector in
-teacher mode; the labels and theory lines the figures are given."""
+teacher mode; the labels and theory lines the figures are given; the Playground's replay of the weights
+and gates, and the words under them."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any, Callable
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from gla_core.figures import QUANTITIES, gate_values, training_replay, weight_maps
 from gla_core.sampling import DELIMITER, EXAMPLE, layout
 from gla_core.spec import PromptSpec
 from gla_core.train import ANALYTIC_KEY
@@ -92,3 +95,63 @@ def replay_id(*parts: Any) -> str:
     """The id a replay figure carries (figures' replay_id): the browser plays each id by itself once. It
     holds this server process's own token, since run ids start again at 1 when the server restarts."""
     return json.dumps([PROCESS_TOKEN, *parts], sort_keys=True, default=str)
+
+
+def weights_replay(spec: PromptSpec, gating: str, steps: int, analytic: dict, frames: list[dict], show_theory: bool,
+                   replay: bool, replay_id: str) -> None:
+    """The Playground's main chart (figures.training_replay): the first layer's weights per example at each
+    frame of a run, with the test risk and cosine below; markers for the weights this gating can reach (and
+    for scalar gates the optimal WPGD weights, where they differ). For vector gates, the target's weights
+    per key coordinate beside it."""
+    target_key = ANALYTIC_KEY[gating]
+    references = {target_key: analytic[target_key]["omega"]}
+    if gating == "scalar" and not np.allclose(analytic["optimal"]["omega"], analytic[target_key]["omega"], atol=1e-3):
+        references["optimal"] = analytic["optimal"]["omega"]
+    with st.container(key="replay_weights"):
+        chart(partial(training_replay, spec.example_task, references, frames, analytic_risks(analytic, gating), steps,
+                      show_theory, replay, replay_id=replay_id),
+              replay_caption(spec, gating, len(frames), replay, show_theory, with_optimal="optimal" in references),
+              key="weights_chart")
+    if gating == "vector" and show_theory:
+        chart(partial(weight_maps, spec.example_task, {target_key: analytic[target_key]["omega"]}),
+              f"The {QUANTITIES[target_key].label} weights, per example and key coordinate, scaled so the largest is 1.",
+              key="target_map")
+
+
+def replay_caption(spec: PromptSpec, gating: str, num_frames: int, replay: bool, show_theory: bool,
+                   with_optimal: bool) -> str:
+    """The words under the Playground's weights chart (figures.training_replay), saying what is on it now:
+    the untrained model, the run as it trains, or its replay; bars or a heatmap; markers for the theory's
+    weights (the optimal WPGD ones too when `with_optimal`) unless the theory is hidden."""
+    per_coordinate = gating == "vector"
+    state = ("Before training: the untrained model, whose gates all start at the same value, so the weights are "
+             "nearly equal. " if num_frames == 1 else
+             "The replay of your run, from the untrained model to the end: Play, Pause, a speed and the step slider "
+             "under the chart. " if replay else "Your run as it trains. ")
+    weights = ("Top: the trained model's weight on each example and key coordinate (a heatmap, first layer). "
+               if per_coordinate else
+               "Bars: the weight the model's gates give each in-context example (first layer), coloured by task. ")
+    target = QUANTITIES[ANALYTIC_KEY[gating]]
+    theory = ((f"Markers: the {target.label} weights" + (" and the optimal WPGD weights" if with_optimal else "")
+               + "; lines: the theory's risks. ") if show_theory and not per_coordinate else
+              "Lines: the theory's risks. " if show_theory else "The theory is hidden until the run ends. ")
+    delimiters = "Dotted lines: delimiter tokens. " if spec.delimiter_width and not per_coordinate else ""
+    return (state + weights + theory + delimiters
+            + "Below: the test risk (± standard error) and the cosine, with the step on screen circled.")
+
+
+def gates_chart(spec: PromptSpec, frames: list[dict], replay: bool) -> None:
+    """Every token's mean gate in every layer, for the run's frames (figures.gate_values; Play replays them),
+    or the words for a model without gates."""
+    if frames[-1]["gates"] and frames[-1]["gates"][0] is not None:
+        coordinates = ([f"x{c + 1}" for c in range(spec.d)] + ["y"]
+                       + [f"delimiter {c + 1}" for c in range(spec.delimiter_width)])
+        with st.container(key="replay_gates"):
+            chart(partial(gate_values, [frame["gates"] for frame in frames], token_labels(spec), coordinates,
+                          [frame["step"] for frame in frames], animate=replay),
+                  "Mean gate value of every token in every layer (T2·3: task 2, example 3; "
+                  + ("D2: the delimiter after task 2; " if spec.delimiter_width else "")
+                  + "Q: the query). A small gate shrinks everything before it."
+                  + (" Play replays the run." if replay else ""), key="gates_chart")
+    else:
+        st.caption("Linear attention has no gates: every gate is 1, so every example counts the same.")

@@ -109,3 +109,44 @@ def against_one_step(results: dict[int, tuple[float, float]], best_one_step: flo
             + (f"Models with {layer_list(below)} beat it by more than 2 standard errors: more steps, lower risk. "
                if below else "No trained model is below it by more than 2 standard errors. ")
             + (f"Models with {layer_list(at)} are at it (within 2 standard errors)." if at else ""))
+
+
+def depth_run_warnings(run, diverged: dict[int, int]) -> None:
+    """Under the Depth chart: each model of `run` (None: no run of these settings) that its time limit
+    stopped, and each model that diverged ({layers: step}) and so has no result."""
+    for index, reason in (run.limit_reasons.items() if run is not None else ()):
+        trainer = run.trainers[index]
+        st.warning(f"The {trainer.config.layers}-layer model stopped at step {trainer.snapshot().step} of "
+                   f"{trainer.config.steps}: {reason}. Its risk is from the steps it made.", icon=":material/timer:")
+    for layers, step in diverged.items():
+        st.error(f"The {layers}-layer model diverged at step {step}: it has no result. Lower the learning rate.",
+                 icon=":material/error:")
+
+
+def gating_wins(linear: np.ndarray, best_gated: np.ndarray) -> np.ndarray:
+    """Where the best gated model's risk is below linear attention's, by more than rounding."""
+    return best_gated < linear * (1 - 1e-6)
+
+
+def sweep_verdict(x: list, x_title: str, linear: np.ndarray, best_gated: np.ndarray, optimal: np.ndarray) -> None:
+    """The Gating page's conclusion in words, from the theory's risks along the sweep (one per setting x):
+    where the best gated model beats linear attention and by how much, and where even it stays above
+    optimal WPGD."""
+    wins = gating_wins(linear, best_gated)
+    gain = (linear - best_gated) / linear
+    if not wins.any():
+        st.success("**Here gating never helps**: on every setting of this sweep the best weights are equal weights "
+                   "(or gates cannot reach better ones), so linear attention is already as good as a GLA.",
+                   icon=":material/balance:")
+    else:
+        best = int(np.argmax(gain))
+        st.success(f"**Gating wins on {int(wins.sum())} of {len(x)} settings**, by up to {100 * gain[best]:.1f}% "
+                   f"lower risk (at {x_title.split(' (')[0]} = {x[best]}). It wins when tasks differ in relevance and "
+                   "the more relevant examples sit nearer the query; gates cannot give a far-away task more weight "
+                   "than a near one.", icon=":material/balance:")
+    above = (best_gated - optimal) > 1e-6 * linear
+    if above.any():
+        st.info(f"On {int(above.sum())} settings even the best gated model stays above optimal WPGD (the black "
+                "line): there the optimal weights shrink toward the query, which gate products cannot do.")
+    st.latex(r"\text{gating wins} \iff \min_{\omega \text{ reachable}} L(P^*(\omega), \omega)"
+             r" < L(P^*(\mathbf{1}), \mathbf{1})")

@@ -1,5 +1,6 @@
 """A page's training runs: starting one in the background (and posting it to the class board), the
-button row, the live panel that follows it, and the words for where it stands."""
+button row, the live panel that follows it, and the words for where it stands; and the Depth page's
+request for L-step targets the background worker computes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,7 +15,8 @@ from gla_core.spec import PromptSpec
 from gla_core.train import ENDED_BADLY, Snapshot, Status, TrainConfig, Trainer
 from lab_ui import board, keys
 from lab_ui.controls import on_phone
-from lab_ui.resources import analytic_for, browser_id, keep_result, session_runs, training_slots
+from lab_ui.resources import (analytic_for, browser_id, depth_targets, depth_targets_pending, keep_result,
+                              session_runs, training_slots)
 
 STEP_SIZE = 2 * TrainConfig().eval_every  # steps one press of Step trains: it ends on an evaluation
 POLL_SECONDS = 1.0          # how often a page refreshes while its run computes (a refresh costs the trainer CPU)
@@ -173,3 +175,27 @@ def ended_status(run: LiveRun, snapshot: Snapshot) -> str:
     if snapshot.status in (*ENDED_BADLY, Status.TIME_LIMIT) and snapshot.reason:
         return f"{label}: {snapshot.reason}"
     return label
+
+
+TARGET_POLL_SECONDS = 2.0   # how often the Depth page looks for L-step targets computing in the background
+
+
+def depth_target_request(spec: PromptSpec, gating: str) -> None:
+    """Where a spec has no precomputed L-step targets: a button that asks the background worker for them,
+    then a note while it computes; a fragment checks every TARGET_POLL_SECONDS and reruns the page once
+    they are ready. Nothing is drawn for a spec whose targets are known."""
+    if depth_targets(spec, gating) is not None:
+        return
+
+    def request() -> None:
+        if depth_targets(spec, gating) is not None:
+            st.rerun()
+        elif depth_targets_pending(spec, gating):
+            st.caption("Computing the best L-step causal WPGD for these settings in the background (up to a "
+                       "minute); it appears here when ready.")
+        else:
+            st.button("Compute the L-step targets", help="The best risk 1 to 4 steps of causal WPGD reach on these "
+                      "settings, found numerically in the background (presets have theirs precomputed).",
+                      on_click=depth_targets, args=(spec, gating, True))
+
+    st.fragment(run_every=TARGET_POLL_SECONDS if depth_targets_pending(spec, gating) else None)(request)()

@@ -10,7 +10,8 @@ import streamlit as st
 import torch
 
 from gla_core.limits import host_limits
-from gla_core.spec import DELIMITERS, PromptSpec, SpecError, format_corr, list_presets, load_preset
+from gla_core.spec import (DELIMITERS, PromptSpec, SpecError, format_corr, list_presets, load_preset,
+                           preset_spec)
 from gla_core.train import GATINGS, TrainConfig, check_run_allowed
 from lab_ui.controls import Controls
 
@@ -143,6 +144,14 @@ def prompt_settings(controls: "Controls", defaults: dict, max_tasks: int = MAX_T
         spec["task_corr"] = parse_matrix(matrix_text)
         spec["tasks"] = [{"n": task["n"]} for task in tasks]
     return spec
+
+
+def prompt_description(spec: PromptSpec, preset: str) -> None:
+    """The box that says which prompt the charts show: a preset's title and description when `spec` is one
+    (`preset` first, then any other), else "your own prompt"."""
+    described = next((name for name in [preset, *list_presets()] if preset_spec(name) == spec), None)
+    st.info(f"**{load_preset(described)['title']}.** {load_preset(described)['description']}"
+            if described else "**Your own prompt** (changed from the preset).", icon=":material/description:")
 
 
 def training_sidebar(controls: "Controls", with_layers: bool = True, preset_key: str = "preset",

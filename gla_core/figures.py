@@ -10,6 +10,7 @@ from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 # Okabe & Ito (2008), in the app's chart order (yellow late: thin yellow lines are faint on white).
@@ -21,6 +22,23 @@ GREY = "#7F7F7F"
 SEQUENTIAL = "Cividis"
 DIVERGING = [[0.0, BLUE], [0.5, "#F7F7F7"], [1.0, VERMILLION]]
 
+# The house template: Plotly's "plotly_white" cut to the layout and the trace types these figures use, and made
+# this process's default, so a figure starts from it when it is made. Naming "plotly_white" in every figure's
+# layout deep-copied and validated all of it (7 kB, every trace type) twice a figure: two thirds of building a
+# live Playground chart, about 40 ms under the GIL per tab per refresh, and half of the chart's bytes on the wire.
+HOUSE_TEMPLATE = "gla_lab"
+HOUSE_TRACE_TYPES = ("bar", "box", "heatmap", "scatter", "scatterternary")
+
+
+def _house_template() -> go.layout.Template:
+    white = pio.templates["plotly_white"].to_plotly_json()
+    return go.layout.Template(
+        layout={key: value for key, value in white["layout"].items() if key not in ("geo", "polar", "scene")},
+        data={key: value for key, value in white["data"].items() if key in HOUSE_TRACE_TYPES})
+
+
+pio.templates[HOUSE_TEMPLATE] = _house_template()
+pio.templates.default = HOUSE_TEMPLATE
 
 
 class Quantity(NamedTuple):
@@ -61,12 +79,13 @@ def task_colour(k: int) -> str:
 
 
 def _style(fig: go.Figure, title: str, x_title: str = "", y_title: str = "", height: int = 360) -> go.Figure:
-    """The house style: title top left, legend under the plot (it never covers data or title)."""
+    """The house style (on the house template, HOUSE_TEMPLATE): title top left, legend under the plot (it never
+    covers data or title)."""
     plot_height = height - 90
     below_axis = (62 if x_title else 30) / plot_height   # clear of the tick labels and the axis title
     fig.update_layout(
         title={"text": title, "x": 0.0, "xanchor": "left", "y": 0.98, "yanchor": "top"},
-        template="plotly_white", height=height, margin={"l": 60, "r": 20, "t": 50, "b": 40},
+        height=height, margin={"l": 60, "r": 20, "t": 50, "b": 40},
         legend={"orientation": "h", "yanchor": "top", "y": -below_axis, "x": 0.0, "xanchor": "left"},
         hovermode="closest", font={"size": 13},
     )

@@ -20,6 +20,8 @@ from lab_ui.resources import (analytic_for, browser_id, depth_targets, depth_tar
 
 STEP_SIZE = 2 * TrainConfig().eval_every  # steps one press of Step trains: it ends on an evaluation
 POLL_SECONDS = 1.0          # how often a page refreshes while its run computes (a refresh costs the trainer CPU)
+WAITING_POLL_SECONDS = 3.0  # how often it refreshes while its run waits with SLOW_POLL_AHEAD or more ahead
+SLOW_POLL_AHEAD = 2
 
 
 def live_run_mark() -> str:
@@ -119,16 +121,30 @@ class RunControls:
                           help=button.help, type="primary" if button.primary else "secondary", width="stretch")
 
 
-def live_panel(run: LiveRun | None, draw: Callable[[LiveRun | None], None]) -> None:
-    """Draw `draw(run)` in a fragment that refreshes every POLL_SECONDS while the run computes, and
-    reruns the whole page exactly once when it pauses or ends (so buttons and exports catch up)."""
-    computing = run is not None and run.computing
+def poll_seconds(run: LiveRun | None) -> float | None:
+    """How often a page's live panel refreshes: every POLL_SECONDS while its run trains or is near the head of
+    the line, every WAITING_POLL_SECONDS while SLOW_POLL_AHEAD or more runs are ahead of it (its place moves
+    only as runs end; thirty waiting tabs refreshing every second took the server's time from the runs
+    themselves), never once the run has paused or ended."""
+    if run is None or not run.computing:
+        return None
+    if run.phase == Phase.WAITING and run.runs_ahead() >= SLOW_POLL_AHEAD:
+        return WAITING_POLL_SECONDS
+    return POLL_SECONDS
 
-    @st.fragment(run_every=POLL_SECONDS if computing else None)
+
+def live_panel(run: LiveRun | None, draw: Callable[[LiveRun | None], None]) -> None:
+    """Draw `draw(run)` in a fragment that refreshes every poll_seconds(run), and reruns the whole page exactly
+    once when that changes: when the run pauses or ends (so buttons and exports catch up), and when it comes
+    near the head of the line or starts (so the panel follows its steps every POLL_SECONDS)."""
+    interval = poll_seconds(run)
+
+    @st.fragment(run_every=interval)
     def panel() -> None:
         draw(run)
-        if computing and not run.computing:
-            seen = ("refreshed", run.id, run.version)
+        now = poll_seconds(run)
+        if now != interval:
+            seen = ("refreshed", run.id, run.version, now)
             if st.session_state.get(keys.LAST_REFRESH) != seen:  # the rerun below runs this again: once only
                 st.session_state[keys.LAST_REFRESH] = seen
                 st.rerun()

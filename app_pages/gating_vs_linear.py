@@ -9,15 +9,12 @@ import lab_ui
 from gla_core import figures
 from gla_core.figures import QUANTITIES
 from gla_core.session import Phase
-from gla_core.spec import SWEEPS, SpecError, load_preset, sweep_specs
-from gla_core.train import ANALYTIC_KEY, TrainConfig
+from gla_core.spec import OVERLAY_TRAINING, SWEEPS, SpecError, load_preset, sweep_specs
+from gla_core.train import ANALYTIC_KEY
 
 PURPOSE = "gating"
 MODELS = ("optimal", "scalar_gla", "vector_gla", "linear_attention")
 TRAINED_POINTS = 5            # sweep points that get trained models
-# The trainer's own defaults (100 steps, batch 256): each of the ten models lands within 2% of its target
-# (docs/benchmarks.md, the overlay), in half the time of the 300 steps at batch 128 it had before.
-OVERLAY_SETTINGS = {"steps": TrainConfig().steps}
 
 controls = lab_ui.Controls(PURPOSE, {"preset": "the preset box", "sweep": "what to sweep"})
 
@@ -58,7 +55,7 @@ trained_indices = sorted(set(np.linspace(0, len(specs) - 1, min(TRAINED_POINTS, 
 gatings = ["none", "scalar"] + (["vector"] if "vector_gla" in risks else [])
 try:
     jobs = [(index, specs[index], lab_ui.train_config(specs[index], gating=gating, layers=1, seed=0, device="auto",
-                                                      **OVERLAY_SETTINGS))
+                                                      **OVERLAY_TRAINING))
             for index in trained_indices for gating in gatings]
 except SpecError as error:   # the host's memory limit: the theory stands, without trained models
     lab_ui.show_invalid(error)
@@ -77,7 +74,7 @@ def train() -> None:  # runs before the next page run, with the settings shown w
 controls_row.buttons([
     lab_ui.RunButton("Overlay trained models", train, disabled=controls_row.computing or not missing, primary=True,
                      help=f"Trains linear attention and gated models at {len(trained_indices)} points of the sweep "
-                          f"({OVERLAY_SETTINGS['steps']} steps each). Results are kept, so a second request is "
+                          f"({OVERLAY_TRAINING['steps']} steps each). Results are kept, so a second request is "
                           "instant."),
 ], phone="On a phone this page shows the theory, and models trained earlier on this server.", widths=[1.6, 1, 2])
 

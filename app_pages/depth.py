@@ -6,7 +6,7 @@ import streamlit as st
 
 import lab_ui
 from gla_core import figures
-from gla_core.spec import SpecError
+from gla_core.spec import DEPTH_TRAINING, SpecError
 from gla_core.train import Status
 
 PURPOSE = "depth"
@@ -28,7 +28,8 @@ try:
     _, spec_dict, settings = lab_ui.training_sidebar(controls, with_layers=False, preset_key="dp_preset",
                                                      default_preset="depth")
     spec = lab_ui.validated_spec(spec_dict)
-    configs = {layers: lab_ui.train_config(spec, layers=layers, **settings) for layers in DEPTHS}
+    configs = {layers: lab_ui.train_config(spec, layers=layers, **settings, **DEPTH_TRAINING)
+               for layers in DEPTHS}
 except SpecError as error:
     lab_ui.show_invalid(error)
     st.stop()

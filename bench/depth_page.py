@@ -1,7 +1,8 @@
 """What the Depth page and the overlay of the Gating page wait for: their models' training, end to end.
 
 Depth: the page's four models (1 to 4 layers, scalar gates) on the depth preset, one after another as the
-page trains them, each against its own L-step causal WPGD target (gla_core.causal_wpgd): seconds in all,
+page trains them (with gla_core.spec.DEPTH_TRAINING: an evaluation every 10 steps), each against its own
+L-step causal WPGD target (gla_core.causal_wpgd): seconds in all,
 and each model's verdict as the page gives it (reached: within 2 standard errors of the target; short;
 below). Two trainers in the same process, round-robin over seeds: the one before the L-step work (every
 depth on the one-layer recipe, the parallel form for the hidden layers at any batch) and today's defaults.
@@ -24,7 +25,7 @@ import torch
 from gla_core import gla, train
 from gla_core.causal_wpgd import causal_wpgd_targets
 from gla_core.gla import GLAModel
-from gla_core.spec import OVERLAY_TRAINING, PromptSpec, load_preset, preset_spec
+from gla_core.spec import DEPTH_TRAINING, OVERLAY_TRAINING, PromptSpec, load_preset, preset_spec
 from gla_core.theory import solve
 from gla_core.train import TrainConfig, Trainer
 
@@ -73,7 +74,8 @@ def depth_run(trainer_class: type[Trainer], seed: int) -> dict:
     start = time.perf_counter()
     for layers in DEPTHS:
         model_start = time.perf_counter()
-        final = trainer_class(spec, TrainConfig(gating=gating, layers=layers, seed=seed), analytic=analytic).run()
+        config = TrainConfig(gating=gating, layers=layers, seed=seed, **DEPTH_TRAINING)
+        final = trainer_class(spec, config, analytic=analytic).run()
         target = targets[layers - 1]
         models.append({"layers": layers, "seconds": time.perf_counter() - model_start, "risk": final.test_risk,
                        "risk_se": final.test_risk_se, "target": target["risk"], "target_se": target["risk_se"],

@@ -215,6 +215,9 @@ scripts behind the table above):
   every model within 2% of its target. Now 70 steps, evaluated at steps 35 and 70 only (the overlay draws no replay):
   within 2% on seeds 0-2 (worst +1.7%; the table above). 60 steps evaluated every 20 reached +1.99% on seed 1, 50
   steps +2.45% (8 of 10 within 2%), and batch 128 at 60 steps +3.3%: too close or over.
+- **Fewer evaluations on the Depth page** (gla_core.spec.DEPTH_TRAINING): every 10 steps instead of 5, 18.05 s ->
+  16.49 s for the four models (medians over seeds 0-2, round-robin), with every final risk the same to the last digit
+  (an evaluation reads its own held-out set); the deepest model's replay has 11 frames instead of 21.
 - **Fewer steps for the Depth page** did not hold: 50 steps left 2-4 layers 6-22% short of their L-step targets, 70
   steps reached them on seed 0 but left L=2 11% short on seed 1; a higher rate for fewer steps (lr 0.03, 60 steps)
   left L=2 83% short.
@@ -242,7 +245,8 @@ def _depth_page(section: dict) -> str:
     return "\n\n".join([
         "## 1b. The Depth page and the overlay, end to end",
         "`python -m bench --only depth_page`. Depth preset, the page's four models one after another (scalar gates, "
-        "the trainer's defaults: 100 steps, batch 256), each against its L-step causal WPGD target; verdicts as the "
+        "the trainer's defaults: 100 steps, batch 256; evaluated every 10 steps, gla_core.spec.DEPTH_TRAINING), each "
+        "against its L-step causal WPGD target; verdicts as the "
         "page gives them (reached: within 2 SE of the difference; short; below), one per seed. *before*: every "
         "depth on the one-layer recipe (keys and queries x0.1, decay from step 0, beta2 0.999) and the parallel "
         f"form for the hidden layers; *now*: the defaults. Medians over {section['seeds']} seeds, round-robin in one "

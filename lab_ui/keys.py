@@ -15,7 +15,7 @@ SEAT = "seat"                       # CODE.name.mac: this tab's place in its cla
 # st.session_state keys
 LIVE_RUN_FLAGGED = "_live_run_flagged"    # this session put LIVE_RUN_PARAM in the URL itself
 FIGURE_MEMO = "_figure_memo"              # chart key -> (fingerprint, figure) last drawn (charts.chart)
-LAST_REFRESH = "_last_refresh"            # the live panel's one rerun when its refresh interval changes (runs.live_panel)
+LAST_REFRESH = "_last_refresh"            # the live panel's one rerun as its run starts, pauses, ends
 PLAYGROUND_ENDED = "_playground_ended"    # (run id, settings) of the Playground run that ended last
 BOARD_CLASS = "board_class"               # the joined class's code (board.joined_class)
 BOARD_STUDENT = "board_student"           # this tab's generated name in that class

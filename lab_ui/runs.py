@@ -3,6 +3,7 @@ button row, the live panel that follows it, and the words for where it stands; a
 request for L-step targets the background worker computes."""
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -20,8 +21,6 @@ from lab_ui.resources import (analytic_for, browser_id, depth_targets, depth_tar
 
 STEP_SIZE = 2 * TrainConfig().eval_every  # steps one press of Step trains: it ends on an evaluation
 POLL_SECONDS = 1.0          # how often a page refreshes while its run computes (a refresh costs the trainer CPU)
-WAITING_POLL_SECONDS = 3.0  # how often it refreshes while its run waits with SLOW_POLL_AHEAD or more ahead
-SLOW_POLL_AHEAD = 2
 
 
 def live_run_mark() -> str:
@@ -121,39 +120,59 @@ class RunControls:
                           help=button.help, type="primary" if button.primary else "secondary", width="stretch")
 
 
-def poll_seconds(run: LiveRun | None) -> float | None:
-    """How often a page's live panel refreshes: every POLL_SECONDS while its run trains or is near the head of
-    the line, every WAITING_POLL_SECONDS while SLOW_POLL_AHEAD or more runs are ahead of it (its place moves
-    only as runs end; thirty waiting tabs refreshing every second took the server's time from the runs
-    themselves), never once the run has paused or ended."""
-    if run is None or not run.computing:
-        return None
-    if run.phase == Phase.WAITING and run.runs_ahead() >= SLOW_POLL_AHEAD:
-        return WAITING_POLL_SECONDS
-    return POLL_SECONDS
-
-
 def live_panel(run: LiveRun | None, draw: Callable[[LiveRun | None], None]) -> None:
-    """Draw `draw(run)` in a fragment that refreshes every poll_seconds(run), and reruns the whole page exactly
-    once when that changes: when the run pauses or ends (so buttons and exports catch up), and when it comes
-    near the head of the line or starts (so the panel follows its steps every POLL_SECONDS)."""
-    interval = poll_seconds(run)
+    """Draw `draw(run)` in a fragment that refreshes every POLL_SECONDS while the run trains, and reruns the
+    whole page exactly once when it pauses or ends (so buttons and exports catch up).
 
-    @st.fragment(run_every=interval)
+    A run waiting in line changes nothing on the page but its place: the page is drawn once, and only the
+    place (status_line) refreshes, in a fragment of its own, until the run starts and the page reruns.
+    Thirty waiting tabs each redrawing their charts every second took the server's time from the runs."""
+    if run is not None and run.phase == Phase.WAITING:
+        _waiting_panel(run, draw)
+        return
+    computing = run is not None and run.computing
+
+    @st.fragment(run_every=POLL_SECONDS if computing else None)
     def panel() -> None:
         draw(run)
-        now = poll_seconds(run)
-        if now != interval:
-            seen = ("refreshed", run.id, run.version, now)
-            if st.session_state.get(keys.LAST_REFRESH) != seen:  # the rerun below runs this again: once only
-                st.session_state[keys.LAST_REFRESH] = seen
-                st.rerun()
+        if computing and not run.computing:
+            _rerun_once(("refreshed", run.id, run.version))
 
     panel()
 
 
+# The run whose place in line _waiting_panel shows itself, while the page's draw runs (status_line skips it there)
+_place_shown: ContextVar[LiveRun | None] = ContextVar("place_shown", default=None)
+
+
+def _waiting_panel(run: LiveRun, draw: Callable[[LiveRun | None], None]) -> None:
+    @st.fragment(run_every=POLL_SECONDS)
+    def place() -> None:
+        if run.phase == Phase.WAITING:
+            status_line(run)
+        else:   # started (or stopped while waiting)
+            _rerun_once(("started", run.id, run.version, run.trainers.index(run.current)))
+
+    place()
+    shown = _place_shown.set(run)
+    try:
+        draw(run)
+    finally:
+        _place_shown.reset(shown)
+
+
+def _rerun_once(seen: tuple) -> None:
+    """Rerun the whole page, once for each `seen` (the rerun runs the fragment that asks again)."""
+    if st.session_state.get(keys.LAST_REFRESH) != seen:
+        st.session_state[keys.LAST_REFRESH] = seen
+        st.rerun()
+
+
 def status_line(run: LiveRun) -> None:
-    """Progress bar with step count and time left, or what the run is waiting for."""
+    """Progress bar with step count and time left, or what the run is waiting for (drawn by the live panel
+    itself while the run waits in line)."""
+    if _place_shown.get() is run:
+        return
     trainer = run.current
     snapshot = trainer.snapshot()
     phase = run.phase

@@ -161,6 +161,24 @@ def test_a_short_training_finishes_and_the_comparison_appears():
     assert "Export this run" in [expander.label for expander in at.expander]
 
 
+def test_a_run_waiting_for_a_slot_shows_its_place_once_and_the_page_as_before():
+    slots = lab_ui.training_slots()
+    owners = [object() for _ in range(slots.capacity)]
+    assert all(slots.try_take(owner) for owner in owners)      # every slot busy: the next run waits
+    try:
+        at = open_page("playground", steps="25", batch="16", seed="14")
+        click(at, "Train")
+        waiting = [info.value for info in at.info if "Waiting for a free training slot" in info.value]
+        assert len(waiting) == 1 and "yours is next" in waiting[0]
+        assert has_chart(at, "weights_chart") and has_chart(at, "gates_chart")
+        assert at.metric and not at.exception
+    finally:
+        for owner in owners:
+            slots.leave(owner)
+    assert "Finished" in rerun_until(at, ("Finished", "Stopped", "Diverged", "Failed"))
+    assert not [info for info in at.info if "Waiting for a free training slot" in info.value]
+
+
 def test_the_url_flags_a_live_run_and_a_page_that_lost_its_run_says_so():
     at = open_page("playground", steps="300", batch="16", seed="13")   # long enough to be alive at the next page run
     assert lab_ui.LIVE_RUN_PARAM not in at.query_params

@@ -189,21 +189,3 @@ def test_each_model_gets_its_own_time_limit_and_a_waiting_run_an_estimate():
     assert [trainer.snapshot().step > 0 for trainer in run.trainers] == [True, True], "the second model ran too"
     assert sorted(run.limit_reasons) == [0, 1] and run.limit_reasons[1].startswith("time limit")
 
-
-def test_a_page_refreshes_slowly_only_while_its_run_waits_far_back_in_the_line():
-    from lab_ui.runs import POLL_SECONDS, SLOW_POLL_AHEAD, WAITING_POLL_SECONDS, poll_seconds
-    slots = TrainingSlots(1)
-    slots.try_take("another run")
-    runs = []
-    for index in range(SLOW_POLL_AHEAD + 1):
-        runs.append(LiveRun([tiny_trainer()], slots, max_active_seconds=WAIT).start())
-        deadline = time.monotonic() + WAIT
-        while slots.waiting() < index + 1 and time.monotonic() < deadline:
-            runs[-1].join(0.01)
-    assert [run.runs_ahead() for run in runs] == list(range(SLOW_POLL_AHEAD + 1))
-    assert [poll_seconds(run) for run in runs] == [POLL_SECONDS] * SLOW_POLL_AHEAD + [WAITING_POLL_SECONDS]
-    assert WAITING_POLL_SECONDS > POLL_SECONDS
-    slots.leave("another run")
-    assert all(run.join(WAIT) for run in runs)
-    assert [poll_seconds(run) for run in runs] == [None] * len(runs)   # ended: no refresh at all
-    assert poll_seconds(None) is None

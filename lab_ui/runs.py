@@ -124,10 +124,12 @@ def live_panel(run: LiveRun | None, draw: Callable[[LiveRun | None], None]) -> N
     """Draw `draw(run)` in a fragment that refreshes every POLL_SECONDS while the run trains, and reruns the
     whole page exactly once when it pauses or ends (so buttons and exports catch up).
 
-    A run waiting in line changes nothing on the page but its place: the page is drawn once, and only the
-    place (status_line) refreshes, in a fragment of its own, until the run starts and the page reruns.
-    Thirty waiting tabs each redrawing their charts every second took the server's time from the runs."""
-    if run is not None and run.phase == Phase.WAITING:
+    A run waiting behind others changes nothing on the page but its place: the page is drawn once, and only
+    the place (status_line) refreshes, in a fragment of its own, until the run starts and the page reruns.
+    Thirty waiting tabs each redrawing their charts every second took the server's time from the runs. (A run
+    first in line keeps the whole panel refreshing: one just started takes a free slot within milliseconds,
+    and its first steps show at the next refresh.)"""
+    if run is not None and run.phase == Phase.WAITING and run.runs_ahead() > 0:
         _waiting_panel(run, draw)
         return
     computing = run is not None and run.computing

@@ -175,8 +175,13 @@ def test_default_preset_trains_and_replays_what_the_gates_learned(page, base_url
     shot(page, "before_training")
     started = time.monotonic()
     harness.page_button(page, "Train").click()
-    states, first_change, mid_shot = [untrained], None, False
+    states, first_change, mid_shot, progress_shown, finished = [untrained], None, False, None, None
     while time.monotonic() - started < REPLAY_WINDOW:
+        line = progress(page)
+        if progress_shown is None and line:
+            progress_shown = time.monotonic() - started    # the first visible answer to the click
+        if finished is None and line.startswith("Finished"):
+            finished = time.monotonic() - started          # the converged comparison is on screen
         drawn = drawn_weights(page)
         if drawn is not None and drawn != states[-1]:
             states.append(drawn)
@@ -200,7 +205,9 @@ def test_default_preset_trains_and_replays_what_the_gates_learned(page, base_url
     assert page.get_by_text("Export this run").is_visible()
     shot(page, "training_finished")
     (ARTIFACTS / "timings.json").write_text(json.dumps({
+        "train_to_progress_line_seconds": round(progress_shown or float("nan"), 2),
         "train_to_first_chart_change_seconds": round(first_change or float("nan"), 2),
+        "train_to_finished_comparison_seconds": round(finished or float("nan"), 2),
         "weight_states_seen_in_window": len(intermediate), "window_seconds": REPLAY_WINDOW,
         "cosine": cosine}, indent=2))
 

@@ -161,15 +161,18 @@ def test_a_short_training_finishes_and_the_comparison_appears():
     assert "Export this run" in [expander.label for expander in at.expander]
 
 
-def test_a_run_waiting_for_a_slot_shows_its_place_once_and_the_page_as_before():
+def test_a_run_waiting_behind_another_shows_its_place_once_and_the_page_as_before():
     slots = lab_ui.training_slots()
     owners = [object() for _ in range(slots.capacity)]
-    assert all(slots.try_take(owner) for owner in owners)      # every slot busy: the next run waits
+    assert all(slots.try_take(owner) for owner in owners)      # every slot busy
+    ahead = object()
+    assert not slots.try_take(ahead)                            # and a run in line before this page's
+    owners.append(ahead)
     try:
         at = open_page("playground", steps="25", batch="16", seed="14")
         click(at, "Train")
         waiting = [info.value for info in at.info if "Waiting for a free training slot" in info.value]
-        assert len(waiting) == 1 and "yours is next" in waiting[0]
+        assert len(waiting) == 1 and "1 run ahead of yours" in waiting[0]
         assert has_chart(at, "weights_chart") and has_chart(at, "gates_chart")
         assert at.metric and not at.exception
     finally:

@@ -83,7 +83,13 @@ def pytest_sessionfinish(session, exitstatus):
     if train is None:
         return
     kinds = (train.TrainingRun, *((session_module.LiveRun,) if session_module else ()))
-    alive = [thing for thing in gc.get_objects() if isinstance(thing, kinds)]
+    def is_run(thing) -> bool:
+        try:
+            return isinstance(thing, kinds)
+        except ReferenceError:   # a weak proxy whose object is gone: not a run
+            return False
+
+    alive = [thing for thing in gc.get_objects() if is_run(thing)]
     live = [thing for thing in alive if not isinstance(thing, train.TrainingRun)]
     runs = [thing for thing in alive if isinstance(thing, train.TrainingRun)]
     for run in [*live, *runs]:

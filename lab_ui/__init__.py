@@ -16,8 +16,8 @@ A page reads `import lab_ui` and calls `lab_ui.<name>`: the names below are the 
 Imported once per server process (Streamlit re-executes pages, not imported modules), so the
 process-wide settings in `resources` are made exactly once.
 """
-from lab_ui.charts import (analytic_risks, chart, enlarge_for_projector, gates_chart, replay_caption, replay_id,
-                           token_labels, weights_replay)
+from lab_ui.charts import (analytic_risks, chart, enlarge_for_projector, gates_chart, replay_id, token_labels,
+                           weights_replay)
 from lab_ui.controls import Controls, apply_display_mode, on_phone, student_link, teacher_mode, theory_switch
 from lab_ui.exports import cli_command, export_panel, history_csv, run_json, weights_csv
 from lab_ui.keys import LIVE_RUN_PARAM
@@ -37,9 +37,9 @@ __all__ = [
     "depth_verdict", "ended_status", "enlarge_for_projector", "export_panel", "flag_live_runs", "format_corr",
     "gates_chart", "GATING_CAPTIONS", "gating_wins", "history_csv", "landscape_for", "layer_list", "literal",
     "live_panel", "LIVE_RUN_PARAM", "on_phone", "parse_matrix", "POLL_SECONDS", "preset_box", "preset_settings",
-    "prompt_description", "replay_caption", "replay_id", "result_key", "result_store", "risk_text", "run_json",
-    "RunButton", "RunControls", "session_runs", "SETTING_LABELS", "show_invalid", "start_run", "status_line",
-    "STEP_SIZE", "student_link", "sweep_verdict", "teacher_mode", "theory_metrics", "theory_switch", "token_labels",
-    "train_config", "training_sidebar", "training_slots", "untrained", "validated_spec", "weights_csv",
-    "weights_replay", "whole_number",
+    "prompt_description", "replay_id", "result_key", "result_store", "risk_text", "run_json", "RunButton",
+    "RunControls", "session_runs", "SETTING_LABELS", "show_invalid", "start_run", "status_line", "STEP_SIZE",
+    "student_link", "sweep_verdict", "teacher_mode", "theory_metrics", "theory_switch", "token_labels", "train_config",
+    "training_sidebar", "training_slots", "untrained", "validated_spec", "weights_csv", "weights_replay",
+    "whole_number",
 ]

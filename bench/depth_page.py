@@ -1,16 +1,19 @@
 """What the Depth page and the overlay of the Gating page wait for: their models' training, end to end.
 
-Depth: the page's four models (1 to 4 layers, scalar gates) on the depth preset, one after another as the
-page trains them (with gla_core.spec.DEPTH_TRAINING: an evaluation every 10 steps), each against its own
-L-step causal WPGD target (gla_core.causal_wpgd): seconds in all,
-and each model's verdict as the page gives it (reached: within 2 standard errors of the target; short;
-below). Two trainers in the same process, round-robin over seeds: the one before the L-step work (every
-depth on the one-layer recipe, the parallel form for the hidden layers at any batch) and today's defaults.
+Both train as the pages do, in one LiveRun on a quiet server's two training slots, so two models at a time
+(gla_core.session.LiveRun's lanes), against the same models one at a time (as the pages trained them before).
+
+Depth: the page's four models (1 to 4 layers, scalar gates) on the depth preset (with
+gla_core.spec.DEPTH_TRAINING: an evaluation every 10 steps), each against its own L-step causal WPGD target
+(gla_core.causal_wpgd): seconds in all, and each model's verdict as the page gives it (reached: within 2
+standard errors of the target; short; below). Round-robin over seeds in one process: the trainer before the
+L-step work (every depth on the one-layer recipe, the parallel form for the hidden layers at any batch), one
+model at a time; today's trainer one at a time; and today's trainer two at a time (the page).
 
 Overlay: the ten models of "Overlay trained models" (default preset, sweep of examples per task, 5 points,
-linear attention and scalar gates) at the page's settings (gla_core.spec.OVERLAY_TRAINING: 70 steps, evaluated
-at steps 35 and 70), against the trainer's defaults the page used before (100 steps, evaluated every 5), each
-model's risk against its analytic target.
+linear attention and scalar gates): the trainer's defaults the page used before (100 steps, evaluated every 5),
+one at a time; the page's settings (gla_core.spec.OVERLAY_TRAINING: 70 steps, evaluated at steps 35 and 70), one
+at a time and two at a time (the page); each model's risk against its analytic target.
 """
 from __future__ import annotations
 
@@ -25,9 +28,10 @@ import torch
 from gla_core import gla, train
 from gla_core.causal_wpgd import causal_wpgd_targets
 from gla_core.gla import GLAModel
+from gla_core.session import LiveRun, TrainingSlots
 from gla_core.spec import DEPTH_TRAINING, OVERLAY_TRAINING, PromptSpec, load_preset, preset_spec
 from gla_core.theory import solve
-from gla_core.train import TrainConfig, Trainer
+from gla_core.train import Status, TrainConfig, Trainer
 
 DEPTHS = (1, 2, 3, 4)
 OVERLAY_SIZES = (1, 2, 4, 8, 16, 32, 64)
@@ -65,23 +69,32 @@ def verdict(risk: float, risk_se: float, target: dict) -> str:
     return "short" if risk > target["risk"] else "below"
 
 
-def depth_run(trainer_class: type[Trainer], seed: int) -> dict:
+def train_as_the_page_does(trainers: list[Trainer], lanes: int) -> float:
+    """Seconds to train `trainers` as a page does: one LiveRun on a quiet server's two slots, `lanes` models at a
+    time (the pages' runs of several models have 2: gla_core.session.LiveRun)."""
+    start = time.perf_counter()
+    run = LiveRun(trainers, TrainingSlots(2), max_active_seconds=3600.0, lanes=lanes).start()
+    if not run.join(3600.0) or any(trainer.snapshot().status != Status.FINISHED for trainer in trainers):
+        raise RuntimeError("a benchmark run did not finish")
+    return time.perf_counter() - start
+
+
+def depth_run(trainer_class: type[Trainer], seed: int, lanes: int) -> dict:
     spec = preset_spec("depth")
     gating = load_preset("depth")["model"]["gating"]
     targets = causal_wpgd_targets(spec, max(DEPTHS), gating)
     analytic = solve(spec)
+    trainers = [trainer_class(spec, TrainConfig(gating=gating, layers=layers, seed=seed, **DEPTH_TRAINING),
+                              analytic=analytic) for layers in DEPTHS]
+    seconds = train_as_the_page_does(trainers, lanes)
     models = []
-    start = time.perf_counter()
-    for layers in DEPTHS:
-        model_start = time.perf_counter()
-        config = TrainConfig(gating=gating, layers=layers, seed=seed, **DEPTH_TRAINING)
-        final = trainer_class(spec, config, analytic=analytic).run()
-        target = targets[layers - 1]
-        models.append({"layers": layers, "seconds": time.perf_counter() - model_start, "risk": final.test_risk,
+    for layers, trainer in zip(DEPTHS, trainers):
+        final, target = trainer.snapshot(), targets[layers - 1]
+        models.append({"layers": layers, "seconds": final.seconds, "risk": final.test_risk,
                        "risk_se": final.test_risk_se, "target": target["risk"], "target_se": target["risk_se"],
                        "gap": final.test_risk / target["risk"] - 1,
                        "verdict": verdict(final.test_risk, final.test_risk_se, target)})
-    return {"seconds": time.perf_counter() - start, "models": models}
+    return {"seconds": seconds, "models": models}
 
 
 def overlay_specs() -> list[PromptSpec]:
@@ -91,25 +104,30 @@ def overlay_specs() -> list[PromptSpec]:
             for index in indices]
 
 
-def overlay_run(settings: dict) -> dict:
-    start = time.perf_counter()
-    gaps = []
+def overlay_run(settings: dict, lanes: int) -> dict:
+    trainers = []
     for spec in overlay_specs():
         analytic = solve(spec)
-        for gating in ("none", "scalar"):
-            trainer = Trainer(spec, TrainConfig(gating=gating, seed=0, **settings), analytic=analytic)
-            final = trainer.run()
-            gaps.append(final.test_risk / trainer.target["risk"] - 1)
-    return {"seconds": time.perf_counter() - start, "models": len(gaps), "max_gap": max(gaps),
+        trainers += [Trainer(spec, TrainConfig(gating=gating, seed=0, **settings), analytic=analytic)
+                     for gating in ("none", "scalar")]
+    seconds = train_as_the_page_does(trainers, lanes)
+    gaps = [trainer.snapshot().test_risk / trainer.target["risk"] - 1 for trainer in trainers]
+    return {"seconds": seconds, "models": len(gaps), "max_gap": max(gaps),
             "within_2_percent": sum(gap < 0.02 for gap in gaps)}
+
+
+# The variants each section measures: (name, trainer or settings, lanes). "now" and "page settings" are the pages'.
+DEPTH_VARIANTS = (("before", BeforeDepthTargets, 1), ("one at a time", Trainer, 1), ("now", Trainer, 2))
+OVERLAY_VARIANTS = (("trainer defaults", {}, 1), ("page settings, one at a time", OVERLAY_TRAINING, 1),
+                    ("page settings", OVERLAY_TRAINING, 2))
 
 
 def run(quick: bool) -> dict:
     seeds = 1 if quick else 3
-    runs: dict[str, list[dict]] = {"before": [], "now": []}
-    for seed in range(seeds):          # round-robin: a burst of load falls on both alike
-        for name, trainer_class in (("before", BeforeDepthTargets), ("now", Trainer)):
-            runs[name].append(depth_run(trainer_class, seed))
+    runs: dict[str, list[dict]] = {name: [] for name, _, _ in DEPTH_VARIANTS}
+    for seed in range(seeds):          # round-robin: a burst of load falls on every variant alike
+        for name, trainer_class, lanes in DEPTH_VARIANTS:
+            runs[name].append(depth_run(trainer_class, seed, lanes))
     depth = {}
     for name, mine in runs.items():
         depth[name] = {"median_seconds": statistics.median(run["seconds"] for run in mine),
@@ -123,15 +141,18 @@ def run(quick: bool) -> dict:
             f"L={row['layers']} {row['median_seconds']:.2f} s gap {100 * row['median_gap']:+.1f}% "
             f"({', '.join(row['verdicts'])})" for row in depth[name]["per_depth"]), flush=True)
     depth["speedup"] = depth["before"]["median_seconds"] / depth["now"]["median_seconds"]
-    overlay_runs: dict[str, list[dict]] = {"page settings": [], "trainer defaults": []}
+    depth["lanes_speedup"] = depth["one at a time"]["median_seconds"] / depth["now"]["median_seconds"]
+    overlay_runs: dict[str, list[dict]] = {name: [] for name, _, _ in OVERLAY_VARIANTS}
     for _ in range(1 if quick else 3):
-        for name, settings in (("trainer defaults", {}), ("page settings", OVERLAY_TRAINING)):
-            overlay_runs[name].append(overlay_run(settings))
+        for name, settings, lanes in OVERLAY_VARIANTS:
+            overlay_runs[name].append(overlay_run(settings, lanes))
     overlay = {name: {"median_seconds": statistics.median(run["seconds"] for run in mine),
                       "max_gap": max(run["max_gap"] for run in mine),
                       "within_2_percent": min(run["within_2_percent"] for run in mine), "models": mine[0]["models"]}
                for name, mine in overlay_runs.items()}
     overlay["speedup"] = overlay["trainer defaults"]["median_seconds"] / overlay["page settings"]["median_seconds"]
+    overlay["lanes_speedup"] = (overlay["page settings, one at a time"]["median_seconds"]
+                                / overlay["page settings"]["median_seconds"])
     for name in overlay_runs:
         row = overlay[name]
         print(f"  overlay, {name}: {row['median_seconds']:.2f} s for {row['models']} models, "

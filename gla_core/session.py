@@ -5,9 +5,10 @@
     live.grant(25)      # 25 more steps          live.resume()   # no more pauses
     live.stop()         # ends for good          live.phase      # waiting | running | paused | ended
 
-A LiveRun trains its trainers one after another, each in its own `gla_core.train.TrainingRun`
-thread. It is each trainer's `before_step` hook, called before every step: holding a trainer there
-pauses it between two steps, with the model and optimiser intact. A run computes only while it
+A LiveRun trains its trainers in order, each in its own `gla_core.train.TrainingRun` thread (two at
+once with `lanes=2` while the server has a core nobody else asks for). It is each trainer's
+`before_step` hook, called before every step: holding a trainer there pauses it between two steps,
+with the model and optimiser intact. A run computes only while it
 holds one of the process-wide `TrainingSlots`; runs wait for one in line, first come first served,
 and a paused run gives its slot back, so it never blocks other users.
 
@@ -20,10 +21,12 @@ refresh a page exactly once) and each trainer's `snapshot()`.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Callable, Sequence
 
@@ -75,6 +78,17 @@ class TrainingSlots:
                 return True
             return False
 
+    def try_take_spare(self, owner, group=None) -> bool:
+        """Take a slot only while one is free and nobody waits in line; never joins the line (a run's second
+        model, on cores nobody else asks for)."""
+        with self._lock:
+            if owner in self._holders:
+                return True
+            if len(self._holders) < self.capacity and not self._line:
+                self._holders[owner] = group
+                return True
+            return False
+
     def _next_locked(self):
         computing = {group for group in self._holders.values() if group is not None}
         for owner, group in self._line:
@@ -102,14 +116,47 @@ class TrainingSlots:
             return list(self._holders)
 
 
+@dataclass(eq=False)
+class _Turn:
+    """One trainer's part of a LiveRun: the slot it computes on, and its computing time."""
+
+    claim: object | None = None         # the slot owner it computes as: the run itself, a _Spare, or None
+    active_seconds: float = 0.0         # finished stretches of computing
+    active_since: float | None = None   # when the current stretch began (it holds a claim)
+    started: bool = False
+    finished: bool = False
+
+    def seconds(self) -> float:
+        running = time.perf_counter() - self.active_since if self.active_since is not None else 0.0
+        return self.active_seconds + running
+
+
+class _Spare:
+    """The owner of a run's spare slot in TrainingSlots (the run's own place in line is the run itself)."""
+
+    def __init__(self, run: "LiveRun"):
+        self.run = run
+
+
 class LiveRun:
-    """One or more trainers run in order in the background, with pause, step, resume and stop."""
+    """One or more trainers run in the background, with pause, step, resume and stop.
+
+    Trainers start in order. A run computes while it holds one of the process-wide TrainingSlots, taken in
+    line as the run itself. A run of several models with `lanes=2` also trains the next model beside the
+    current one on a spare slot: taken only while a slot is free and nobody waits in line (so on a quiet
+    server the Depth page's four models share both cores: 1.5-1.6x as fast), and given back at that model's
+    next step once somebody does (it then waits, paused between two steps, for the run's own slot). When a
+    model ends, the one on the spare slot moves onto the run's slot, and the spare is free again.
+    A step budget (pause after that many steps) is for a run of one lane.
+    """
 
     def __init__(self, trainers: Sequence[Trainer], slots: TrainingSlots, max_active_seconds: float,
                  step_budget: int | None = None, on_trainer_finished: Callable[[Trainer], None] | None = None,
-                 group=None):
+                 group=None, lanes: int = 1):
         if not trainers:
             raise ValueError("trainers: give at least one trainer")
+        if lanes not in (1, 2) or (lanes == 2 and step_budget is not None):
+            raise ValueError(f"lanes: must be 1, or 2 without a step budget, got {lanes}")
         self.id = next(_run_ids)
         self.trainers = list(trainers)
         self.max_active_seconds = max_active_seconds
@@ -117,22 +164,24 @@ class LiveRun:
         self.limit_reasons: dict[int, str] = {}   # trainer index -> why the time limit stopped that model
         self.group = group                # the browser this run came from (TrainingSlots' fairness)
         self.version = 0                  # bumped on every pause and at the end
+        self.lanes = min(lanes, len(self.trainers))
         self._slots = slots
+        self._spare = _Spare(self)
         self._on_trainer_finished = on_trainer_finished
         self._condition = threading.Condition()
         self._budget = step_budget        # steps left before the next pause; None: no pause
         self._phase = Phase.WAITING
-        self._holds_slot = False
         self._stopped = False
-        self._index = 0                   # the trainer training now
-        self._active_seconds = 0.0        # finished stretches of computing, this trainer
-        self._active_since: float | None = None
-        for trainer in self.trainers:
-            trainer.before_step = self._before_step
-        self._threads = [TrainingRun(trainer, on_finish=self._trainer_finished) for trainer in self.trainers]
+        self._turns = [_Turn() for _ in self.trainers]
+        for index, trainer in enumerate(self.trainers):
+            trainer.before_step = functools.partial(self._before_step, index)
+        self._threads = [TrainingRun(trainer, on_finish=functools.partial(self._trainer_finished, index))
+                         for index, trainer in enumerate(self.trainers)]
 
     def start(self) -> "LiveRun":
-        self._threads[0].start()
+        with self._condition:
+            for index in range(self.lanes):
+                self._start_locked(index)
         return self
 
     # ------------------------------------------------------------ the owner's controls (any thread)
@@ -153,8 +202,14 @@ class LiveRun:
 
     @property
     def current(self) -> Trainer:
+        """The first model started and not finished (the last one once every model has ended)."""
         with self._condition:
-            return self.trainers[min(self._index, len(self.trainers) - 1)]
+            return self.trainers[self._current_index_locked()]
+
+    def training(self) -> list[Trainer]:
+        """The models started and not finished, in order (two while a spare slot is in use)."""
+        with self._condition:
+            return [trainer for trainer, turn in zip(self.trainers, self._turns) if turn.started and not turn.finished]
 
     def runs_ahead(self) -> int:
         """While waiting for a slot: how many runs are in line before this one."""
@@ -162,17 +217,21 @@ class LiveRun:
 
     def seconds_left(self) -> float:
         """About how many seconds of computing this run still needs, all its models (the current one's
-        pace so far, each model capped by the time limit); nan before its first step."""
+        pace so far, each model capped by the time limit, shared among the models computing at once);
+        nan before its first step."""
         with self._condition:
-            index, active = min(self._index, len(self.trainers) - 1), self._active_seconds_locked()
+            index = self._current_index_locked()
+            per_step_seconds = self._turns[index].seconds()
+            turns = [(trainer, turn.seconds()) for trainer, turn in zip(self.trainers, self._turns)
+                     if not turn.finished]
+            computing = max(1, sum(turn.claim is not None for turn in self._turns))
         snapshot = self.trainers[index].snapshot()
         if snapshot.step == 0:
             return float("nan")
-        per_step = active / snapshot.step
-        current = min(per_step * (snapshot.total_steps - snapshot.step), max(self.max_active_seconds - active, 0.0))
-        later = sum(min(per_step * trainer.config.steps, self.max_active_seconds)
-                    for trainer in self.trainers[index + 1:])
-        return current + later
+        per_step = per_step_seconds / snapshot.step
+        left = [min(per_step * (trainer.config.steps - trainer.snapshot().step),
+                    max(self.max_active_seconds - spent, 0.0)) for trainer, spent in turns]
+        return sum(left) / computing
 
     def wait_estimate(self) -> float:
         """While waiting: about how many seconds until this run starts, from what the runs computing now
@@ -189,7 +248,7 @@ class LiveRun:
     def active_seconds(self) -> float:
         """Seconds the current trainer has spent computing (pauses and slot waits left out)."""
         with self._condition:
-            return self._active_seconds_locked()
+            return self._turns[self._current_index_locked()].seconds()
 
     def grant(self, steps: int) -> None:
         """Allow `steps` more steps, then pause."""
@@ -215,8 +274,8 @@ class LiveRun:
             if not self._stopped and reason:
                 self.reason = reason
             self._stopped = True
-            if not self._holds_slot:      # out of the line now (a slot held is given back as the trainer ends)
-                self._slots.leave(self)
+            if not any(turn.claim is self for turn in self._turns):   # out of the line now (a slot held is
+                self._slots.leave(self)                                # given back as its trainer ends)
             self._condition.notify_all()
         for trainer in self.trainers:
             trainer.stop_requested.set()
@@ -243,70 +302,99 @@ class LiveRun:
                 self._condition.wait(left)
         return True
 
-    # ------------------------------------------------------------ called from the training thread
-    def _active_seconds_locked(self) -> float:
-        running = time.perf_counter() - self._active_since if self._active_since is not None else 0.0
-        return self._active_seconds + running
+    # ------------------------------------------------------------ called from the training threads
+    def _current_index_locked(self) -> int:
+        for index, turn in enumerate(self._turns):
+            if turn.started and not turn.finished:
+                return index
+        return max((index for index, turn in enumerate(self._turns) if turn.started), default=0)
+
+    def _start_locked(self, index: int) -> None:
+        self._turns[index].started = True
+        self._threads[index].start()
 
     def _set_phase(self, phase: Phase) -> None:
         if phase == self._phase:
             return
-        if self._phase == Phase.RUNNING and self._active_since is not None:
-            self._active_seconds += time.perf_counter() - self._active_since
-            self._active_since = None
-        if phase == Phase.RUNNING:
-            self._active_since = time.perf_counter()
         if phase in (Phase.PAUSED, Phase.ENDED):
             self.version += 1
         self._phase = phase
         self._condition.notify_all()
 
-    def _release_slot(self) -> None:
-        """Give the slot back, or leave the line."""
-        self._slots.leave(self)
-        self._holds_slot = False
+    def _take(self, turn: _Turn, claim) -> None:
+        turn.claim, turn.active_since = claim, time.perf_counter()
 
-    def _before_step(self) -> None:
-        """Block until this step may run: not paused, a slot held. Returns at once after a stop, so the
-        trainer's loop reaches its own stop check."""
+    def _release(self, turn: _Turn) -> None:
+        """The turn gives its slot back (or leaves the line) and stops its computing clock."""
+        if turn.claim is not None:
+            self._slots.leave(turn.claim)
+        elif not any(other.claim is self for other in self._turns):
+            self._slots.leave(self)
+        if turn.active_since is not None:
+            turn.active_seconds += time.perf_counter() - turn.active_since
+        turn.claim, turn.active_since = None, None
+        if not any(other.claim is not None for other in self._turns) and self._phase == Phase.RUNNING:
+            self._set_phase(Phase.WAITING)
+
+    def _try_claim(self, turn: _Turn) -> bool:
+        """Take the run's own slot (in line) if no other model of it holds it, else a spare one if free."""
+        if not any(other.claim is self for other in self._turns):
+            if self._slots.try_take(self, self.group):
+                self._take(turn, self)
+        elif self.lanes > 1 and self._slots.try_take_spare(self._spare, self.group):
+            self._take(turn, self._spare)
+        return turn.claim is not None
+
+    def _before_step(self, index: int) -> None:
+        """Block until this step of trainer `index` may run: not paused, a slot held. Returns at once after a
+        stop, so the trainer's loop reaches its own stop check."""
+        turn = self._turns[index]
         with self._condition:
             while not self._stopped:
-                if self._active_seconds_locked() > self.max_active_seconds:
+                if turn.seconds() > self.max_active_seconds:
                     # This model stops; the next one (Depth trains several) gets its own time.
-                    self.limit_reasons[self._index] = (f"time limit: stopped after {self.max_active_seconds:g} s "
-                                                       "of training")
+                    self.limit_reasons[index] = (f"time limit: stopped after {self.max_active_seconds:g} s "
+                                                 "of training")
                     if len(self.trainers) == 1:
-                        self.reason = self.limit_reasons[self._index]
-                    self.current.stop_requested.set()
+                        self.reason = self.limit_reasons[index]
+                    self.trainers[index].stop_requested.set()
                     return
                 if self._budget == 0:
-                    self._release_slot()
+                    self._release(turn)
                     self._set_phase(Phase.PAUSED)
                     self._condition.wait()
                     continue
-                if not self._holds_slot:
-                    self._set_phase(Phase.WAITING)
-                    if not self._slots.try_take(self, self.group):
-                        self._condition.wait(SLOT_POLL_SECONDS)
-                        continue
-                    self._holds_slot = True
+                if turn.claim is self._spare and self._slots.waiting():
+                    self._release(turn)       # somebody waits: the spare slot is theirs
+                if turn.claim is None and not self._try_claim(turn):
+                    if not any(other.claim is not None for other in self._turns):
+                        self._set_phase(Phase.WAITING)
+                    self._condition.wait(SLOT_POLL_SECONDS)
+                    continue
                 self._set_phase(Phase.RUNNING)
                 if self._budget is not None:
                     self._budget -= 1
                 return
 
-    def _trainer_finished(self, trainer: Trainer) -> None:
+    def _trainer_finished(self, index: int, trainer: Trainer) -> None:
         if self._on_trainer_finished is not None:
             self._on_trainer_finished(trainer)
         with self._condition:
-            self._release_slot()
-            self._set_phase(Phase.WAITING)   # closes the computing stretch
-            self._index += 1
-            if self._stopped or self._index == len(self.trainers):
+            turn = self._turns[index]
+            on_spare = [other for other in self._turns if other.claim is self._spare]
+            if turn.claim is self and on_spare:   # the model on the spare slot moves onto the run's own
+                self._slots.leave(self._spare)
+                on_spare[0].claim = self
+                turn.claim = None
+            self._release(turn)
+            turn.finished = True
+            if not self._stopped:
+                following = [later for later, other in enumerate(self._turns) if not other.started]
+                if following:
+                    self._start_locked(following[0])
+            if all(other.finished or not other.started for other in self._turns) and (
+                    self._stopped or all(other.started for other in self._turns)):
                 self._set_phase(Phase.ENDED)
-                return
-            self._active_seconds = 0.0
-            self._threads[self._index].start()
 
 
 class ResultStore:

@@ -49,8 +49,8 @@ def flag_live_runs() -> None:
 
 def start_run(purpose: str, jobs: list[tuple[PromptSpec, TrainConfig]], tag: Any = None,
               step_budget: int | None = None, post_to_board: bool = True) -> LiveRun:
-    """Start a background run that trains one model per (spec, config) job, one after another, in
-    place of this session's run for `purpose`. Each model that completes its steps goes to the
+    """Start a background run that trains one model per (spec, config) job, in order (two at a time when
+    a slot is free), in place of this session's run for `purpose`. Each model that completes its steps goes to the
     result_store, for every session to reuse (see resources.keep_result), and, when this session has
     joined a class and post_to_board is set, to the class board."""
     membership = board.joined_class() if post_to_board else None   # read here: session state is this thread's
@@ -60,8 +60,10 @@ def start_run(purpose: str, jobs: list[tuple[PromptSpec, TrainConfig]], tag: Any
             board.post_finished(membership, trainer.result())
 
     trainers = [Trainer(spec, config, analytic=analytic_for(spec.to_json())) for spec, config in jobs]
+    # Several models train two at a time while the server has a slot nobody else waits for (LiveRun's lanes)
+    lanes = 2 if len(trainers) > 1 and step_budget is None else 1
     run = LiveRun(trainers, training_slots(), host_limits().max_seconds,
-                  step_budget=step_budget, on_trainer_finished=finished, group=browser_id())
+                  step_budget=step_budget, on_trainer_finished=finished, group=browser_id(), lanes=lanes)
     session_runs().replace(purpose, run, tag)
     return run.start()
 
@@ -178,7 +180,10 @@ def status_line(run: LiveRun) -> None:
     trainer = run.current
     snapshot = trainer.snapshot()
     phase = run.phase
-    position = f" (model {run.trainers.index(trainer) + 1} of {len(run.trainers)})" if len(run.trainers) > 1 else ""
+    training = run.training() if phase == Phase.RUNNING else []
+    numbers = [run.trainers.index(model) + 1 for model in training] or [run.trainers.index(trainer) + 1]
+    position = (f" (model{'s' if len(numbers) > 1 else ''} {' and '.join(map(str, numbers))} of {len(run.trainers)})"
+                if len(run.trainers) > 1 else "")
     if phase == Phase.WAITING:
         capacity, ahead = host_limits().max_concurrent_runs, run.runs_ahead()
         line = f"{ahead} run{'s' if ahead != 1 else ''} ahead of yours" if ahead else "yours is next"
@@ -195,7 +200,8 @@ def status_line(run: LiveRun) -> None:
         limit_left = run.max_active_seconds - seconds     # the host's time limit stops the model sooner
         when = ("estimating time left" if not np.isfinite(left) else f"about {left:.0f} s left" if left <= limit_left
                 else f"the time limit stops it in about {max(limit_left, 0):.0f} s")
-        text = f"Training{position}: step {snapshot.step} of {snapshot.total_steps} · {when}"
+        steps = " and ".join(str(model.snapshot().step) for model in training) or str(snapshot.step)
+        text = f"Training{position}: step{'s' if len(training) > 1 else ''} {steps} of {snapshot.total_steps} · {when}"
     elif phase == Phase.PAUSED:
         text = (f"Paused at step {snapshot.step} of {snapshot.total_steps} — Step for {STEP_SIZE} more, "
                 "Train to finish")

@@ -189,3 +189,62 @@ def test_each_model_gets_its_own_time_limit_and_a_waiting_run_an_estimate():
     assert [trainer.snapshot().step > 0 for trainer in run.trainers] == [True, True], "the second model ran too"
     assert sorted(run.limit_reasons) == [0, 1] and run.limit_reasons[1].startswith("time limit")
 
+
+
+def wait_for(condition, what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_a_second_lane_trains_the_next_model_on_a_free_slot_with_the_same_results():
+    alone = LiveRun([tiny_trainer(seed=seed) for seed in (0, 1, 2)], TrainingSlots(2), max_active_seconds=WAIT)
+    assert alone.start().join(WAIT)
+    slots = TrainingSlots(2)
+    trainers = [tiny_trainer(seed=seed, steps=steps) for seed, steps in ((0, 40), (1, 40), (2, 40))]
+    slow = tiny_trainer(steps=100_000)
+    run = LiveRun([slow, *trainers], slots, max_active_seconds=WAIT, lanes=2).start()
+    wait_for(lambda: trainers[0].snapshot().step > 0, "the second model trains beside the first")
+    assert slow.snapshot().status == "running" and set(run.training()) == {slow, trainers[0]}
+    assert not slots.try_take("another run"), "both slots are the run's"
+    slots.leave("another run")
+    wait_for(lambda: trainers[2].snapshot().status == "finished", "the other models train beside the first")
+    assert run.alive and slow.snapshot().status == "running"
+    run.stop()
+    assert run.join(WAIT)
+    assert [trainer.snapshot().test_risk for trainer in trainers] == [
+        trainer.snapshot().test_risk for trainer in alone.trainers], "the same models, whichever lane trained them"
+
+
+def test_the_spare_slot_goes_to_a_run_that_comes_to_wait_and_the_model_on_it_waits():
+    slots = TrainingSlots(2)
+    first, second = tiny_trainer(steps=100_000), tiny_trainer(steps=100_000)
+    run = LiveRun([first, second], slots, max_active_seconds=WAIT, lanes=2).start()
+    wait_for(lambda: second.snapshot().step > 0, "the second model takes the free slot")
+    other = LiveRun([tiny_trainer()], slots, max_active_seconds=WAIT).start()
+    assert other.join(WAIT) and other.current.snapshot().status == "finished", "the spare slot was given back"
+    step = second.snapshot().step
+    assert first.snapshot().step > 0 and run.phase == Phase.RUNNING
+    run.stop()
+    assert run.join(WAIT)
+    assert second.snapshot().step <= step + 1, "the second model waited while the other run trained"
+
+
+def test_when_a_model_ends_the_one_on_the_spare_slot_moves_onto_the_runs_own():
+    slots = TrainingSlots(2)
+    short, long = tiny_trainer(steps=20), tiny_trainer(steps=100_000)
+    run = LiveRun([short, long], slots, max_active_seconds=WAIT, lanes=2).start()
+    wait_for(lambda: short.snapshot().status == "finished", "the first model ends")
+    assert long.snapshot().status == "running" and run.training() == [long]
+    assert slots.try_take("another run"), "one slot is free again"
+    assert run in slots.holders(), "the model left computes on the run's own slot, its place in line"
+    run.stop()
+    assert run.join(WAIT) and run.phase == Phase.ENDED
+    slots.leave("another run")
+    assert slots.try_take("a", group="x") and slots.try_take("b", group="y"), "every slot given back"
+
+
+def test_two_lanes_take_no_step_budget():
+    with pytest.raises(ValueError, match="lanes"):
+        LiveRun([tiny_trainer(), tiny_trainer()], TrainingSlots(2), max_active_seconds=WAIT, step_budget=5, lanes=2)

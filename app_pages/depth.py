@@ -63,6 +63,7 @@ def draw(run) -> None:
             lab_ui.status_line(run)
         live = {trainer.config.layers: (trainer.snapshot(), trainer.trajectory()) for trainer in run.trainers}
     results, diverged, earlier = {}, {}, []   # layers -> (risk, se, trajectory); layers -> step; layers
+    training = []   # layers of models still training: drawn as they go, given words once they end
     for layers in DEPTHS:
         snapshot, frames = live.get(layers, (None, []))
         stored = store.get(keys[layers])
@@ -70,6 +71,8 @@ def draw(run) -> None:
             diverged[layers] = snapshot.step
         elif snapshot is not None and snapshot.step > 0 and frames:
             results[layers] = (snapshot.test_risk, snapshot.test_risk_se, frames)
+            if snapshot.status == Status.RUNNING:
+                training.append(layers)
         elif stored is not None:
             results[layers] = (stored.final.test_risk, stored.final.test_risk_se, stored.trajectory)
             earlier.append(layers)
@@ -88,14 +91,15 @@ def draw(run) -> None:
                    "settings, not by this run: press **Train again** to train them live.")
     lab_ui.depth_run_warnings(run if same_settings else None, diverged)
     if not results:
-        st.markdown("Press **Train 1 to 4 layers**: four models train one after another, and their test risks "
-                    "appear above as they finish.")
+        st.markdown("Press **Train 1 to 4 layers**: four models train, two at a time when the server has a core "
+                    "free, and their test risks appear above as they learn.")
         return
-    if targets:
-        st.markdown(" ".join(lab_ui.depth_verdict(layers, *results[layers][:2], targets[layers - 1])
-                             for layers in sorted(results)))
-    st.markdown(lab_ui.against_one_step({layers: result[:2] for layers, result in results.items()},
-                                        analytic["optimal"]["risk"]))
+    ended = {layers: result[:2] for layers, result in results.items() if layers not in training}
+    if targets and ended:
+        st.markdown(" ".join(lab_ui.depth_verdict(layers, *ended[layers], targets[layers - 1])
+                             for layers in sorted(ended)))
+    if ended:
+        st.markdown(lab_ui.against_one_step(ended, analytic["optimal"]["risk"]))
     deepest = max(results)
     frames = results[deepest][2]
     replay = (not same_settings or not run.alive) and len(frames) > 1

@@ -283,6 +283,21 @@ def test_depth_trains_one_to_four_layers():
     assert has_chart(at, "layer_weights")
 
 
+def test_depth_gives_no_verdict_on_a_model_still_training():
+    at = open_page("depth", steps="2000", batch="16", seed="13")
+    click(at, "Train 1 to 4 layers")
+    deadline = time.monotonic() + TRAIN_WAIT
+    trained = []
+    while not trained and time.monotonic() < deadline:
+        time.sleep(0.3)
+        at.run()
+        trained = [trace for trace in chart(at, "depth_chart")["data"] if trace["name"].startswith("trained")]
+    assert trained, "a model training is drawn as it goes"
+    words = " ".join(element.value for element in at.markdown)
+    assert not any(verdict in words for verdict in ("target (", "fell short", "went below", "one-step** WPGD")), words
+    click(at, "Stop")
+
+
 def test_recurrence_gla_equals_wpgd_and_the_token_slider_steps():
     at = open_page("recurrence")
     gla, wpgd, _ = at.table[0].value["prediction"]

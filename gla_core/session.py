@@ -120,7 +120,7 @@ class TrainingSlots:
 class _Turn:
     """One trainer's part of a LiveRun: the slot it computes on, and its computing time."""
 
-    claim: object | None = None         # the slot owner it computes as: the run itself, a _Spare, or None
+    claim: object | None = None         # the slot owner it computes as: the run itself, its spare, or None
     active_seconds: float = 0.0         # finished stretches of computing
     active_since: float | None = None   # when the current stretch began (it holds a claim)
     started: bool = False
@@ -129,13 +129,6 @@ class _Turn:
     def seconds(self) -> float:
         running = time.perf_counter() - self.active_since if self.active_since is not None else 0.0
         return self.active_seconds + running
-
-
-class _Spare:
-    """The owner of a run's spare slot in TrainingSlots (the run's own place in line is the run itself)."""
-
-    def __init__(self, run: "LiveRun"):
-        self.run = run
 
 
 class LiveRun:
@@ -166,7 +159,7 @@ class LiveRun:
         self.version = 0                  # bumped on every pause and at the end
         self.lanes = min(lanes, len(self.trainers))
         self._slots = slots
-        self._spare = _Spare(self)
+        self._spare = object()            # the owner of this run's spare slot (its own slot's owner is the run)
         self._on_trainer_finished = on_trainer_finished
         self._condition = threading.Condition()
         self._budget = step_budget        # steps left before the next pause; None: no pause
@@ -381,19 +374,17 @@ class LiveRun:
             self._on_trainer_finished(trainer)
         with self._condition:
             turn = self._turns[index]
-            on_spare = [other for other in self._turns if other.claim is self._spare]
-            if turn.claim is self and on_spare:   # the model on the spare slot moves onto the run's own
+            on_spare = next((other for other in self._turns if other.claim is self._spare), None)
+            if turn.claim is self and on_spare is not None:   # the model on the spare slot moves onto the run's own
                 self._slots.leave(self._spare)
-                on_spare[0].claim = self
-                turn.claim = None
+                on_spare.claim, turn.claim = self, None
             self._release(turn)
             turn.finished = True
-            if not self._stopped:
-                following = [later for later, other in enumerate(self._turns) if not other.started]
-                if following:
-                    self._start_locked(following[0])
-            if all(other.finished or not other.started for other in self._turns) and (
-                    self._stopped or all(other.started for other in self._turns)):
+            following = next((later for later, other in enumerate(self._turns) if not other.started), None)
+            if following is not None and not self._stopped:
+                self._start_locked(following)
+            # Ended once no model trains (after a stop, the models not started never start)
+            if not any(other.started and not other.finished for other in self._turns):
                 self._set_phase(Phase.ENDED)
 
 

@@ -22,7 +22,7 @@ FORMAT = "gla-lab-model"
 VERSION = 1
 # A file's form and chunk size may cost at most this many times the memory of the default form, or
 # FORM_COST_FLOOR if that is more (all forms compute the same outputs; the slow reference form costs a
-# few times the default; parallel attention with vector gates at 2048 tokens needs over a gigabyte a prompt).
+# few times the default; parallel attention with vector gates at 2048 tokens needs over 200 MB a prompt).
 MAX_FORM_COST = 4
 FORM_COST_FLOOR = 64 * 2**20
 

@@ -9,8 +9,9 @@ sums of log gates. The same attention has three forms:
 
 - reference: the token loop of `reference.gla_reference` (slow, obvious);
 - parallel:  o = (decay ⊙ Q K^T) V with the (T, T) decay matrix built from segment sums (quadratic in T);
-- chunked:   the parallel form inside chunks of C tokens plus a state recurrence across chunks
-             (linear in T), as in Mamba-2's SSD and fla's chunk kernels.
+- chunked:   inside chunks of C tokens one matrix product (gate products factored as exponentials of
+             running sums from the chunk's start), plus a state recurrence across chunks (linear in T),
+             as in Mamba-2's SSD and fla's chunk kernels.
 
 `GLAConfig.form = "auto"` picks parallel or chunked by prompt length, and for scalar gates by batch (`choose_form`).
 """
@@ -29,40 +30,54 @@ GATINGS = ("none", "scalar", "vector")
 FORMS = ("auto", "parallel", "chunked", "reference")
 MAX_LAYERS = 4
 
-# Measured on this project's 2-core CPU (one thread, process CPU time, so other jobs on the machine
-# do not count), forward + backward, float32, batch 32, token width 16; milliseconds:
+# Within a chunk, the chunked form's scores for s < t are one matrix product, since there
+# omega_{t,s} = exp(c_t) exp(-c_s) with c the running sum of log gates from the chunk's start. exp(-c_s) grows as
+# gates close, so a chunk takes that product only while its gate product stays above
+# exp(FACTORED_MIN_LOG_DECAY) = 2e-9; a chunk whose gates close further is split into chunks of SEGMENT_SUM_CHUNK
+# tokens, and at that size takes the parallel form (segment sums, exact for any gates). At the limit, outputs and gradients are within 1.5e-15 (float64) and 8.5e-7 (float32) of the token loop
+# in relative RMS (tests/test_gla.py, test_factored_chunks_at_their_limit_match_the_reference).
+FACTORED_MIN_LOG_DECAY = -20.0
+SEGMENT_SUM_CHUNK = 8
+# Measured on this project's 2-core CPU (one thread, process CPU time, so other jobs on the machine do not count),
+# forward + backward, float32, milliseconds; gates sigmoid(2 + N(0, 1)):
+#  batch 32, token width 16:
 #                    parallel | chunked C = 8     16     32     64
-#   none   T =   64:      0.9 |            4.0    2.8    2.6    2.5
-#          T =  256:      7.6 |             15     10    8.3    9.4
-#          T =  512:       99 |             31     19     18     20
-#          T = 2048:        - |            127     83     75     97
-#   scalar T =   64:      2.7 |            4.2    3.3    3.0    3.4
-#          T =   96:      5.1 |            5.8    3.8    4.0    6.0
-#          T =  512:      434 |             32     25     24     28
-#          T = 2048:        - |            140    100    105    149
-#   vector T =   16:      2.8 |            3.4    3.6     13     50
-#          T =   32:       10 |            5.4    6.6     11     46
-#          T =  512:     8042 |             96    146    376    768
-#          T = 2048:        - |            548    912   1645   3028
-# (token width 8 gives the same picture). The parallel form's decay matrix costs O(T^2), O(T^2 D) for
-# vector gates, whose per-coordinate decays make even the chunks' own decay matrices the main cost.
-# Rule: parallel up to the longest prompt where it still won, chunked beyond; chunk sizes from the best column.
-PARALLEL_MAX_TOKENS = {"none": 256, "scalar": 80, "vector": 16}
-CHUNK_SIZE = {"none": 32, "scalar": 32, "vector": 8}
-# At a training batch the scalar parallel form's (B, T, T) tensors leave the caches: forward + backward of a
-# 4-layer model, batch 256, token width 8 (ms): T = 43: parallel 62, chunked C = 8 37, C = 16 60; T = 80:
-# parallel 262, C = 8 86, C = 16 88 (at batch 32 the forms are alike). So above SCALAR_PARALLEL_MAX_FLOATS
-# floats per decay matrix (B T^2) scalar prompts up to PARALLEL_MAX_TOKENS run chunked in chunks of
-# SMALL_SCALAR_CHUNK.
+#   none   T =   64:      0.7 |            3.7    2.9    1.7    1.3
+#          T =  256:       15 |             13    8.2    6.1    7.1
+#          T =  512:      118 |             27     16     12     15
+#          T = 2048:        - |            124     74     55     90
+#   scalar T =   43:      1.0 |            1.7    1.3    1.6    1.4
+#          T =   64:      1.8 |            4.2    2.4    2.0    1.4
+#          T =  128:      9.4 |            6.6    4.4    3.7    3.4
+#          T =  512:      464 |             26     17     13     14
+#          T = 2048:        - |            116     77     62     75
+#   vector T =   16:      1.6 |            1.3    0.8    0.8    1.4
+#          T =   32:      7.5 |            2.4    1.7    1.1    1.5
+#          T =  512:        - |             31     20     16     17
+#          T = 2048:        - |            154     83     73     89
+#  batch 256, token width 8 (the training batch):
+#   none   T =   43:      3.8 |            4.2    4.2    6.7    9.4
+#          T =   96:       18 |             31     20     16     27
+#   scalar T =   16:      1.9 |            5.5    2.7    2.6    8.8
+#          T =   43:      7.4 |            5.0    4.3    6.5    9.5
+#          T =   96:       40 |             32     22     17     25
+#   vector T =   16:      7.8 |            5.9    2.8    3.0     10
+#          T =   43:       61 |            6.0    5.4    8.1     10
+# The parallel form's decay matrix costs O(B T^2), O(B T^2 D) for vector gates: it wins only on short prompts at
+# a small batch, and never for vector gates. Rule: parallel up to PARALLEL_MAX_TOKENS (and for scalar gates up to
+# SCALAR_PARALLEL_MAX_FLOATS floats per decay matrix, B T^2), chunked beyond; chunks of CHUNK_SIZE, or of
+# SHORT_PROMPT_CHUNK for prompts shorter than two chunks (43 tokens pad to 48 rather than 64).
+PARALLEL_MAX_TOKENS = {"none": 96, "scalar": 64, "vector": 0}
 SCALAR_PARALLEL_MAX_FLOATS = 2 ** 18
-SMALL_SCALAR_CHUNK = 8
+CHUNK_SIZE = 32
+SHORT_PROMPT_CHUNK = 16
 
 
 # ---------------------------------------------------------------- configuration
 @dataclass(frozen=True)
 class GLAConfig:
     """token_width D; label_index d (the x block is z[:d]); 1–4 layers; gating none | scalar | vector;
-    form auto | parallel | chunked | reference; chunk_size C for the chunked form (None: CHUNK_SIZE[gating])."""
+    form auto | parallel | chunked | reference; chunk_size C for the chunked form (None: default_chunk_size)."""
 
     token_width: int
     label_index: int
@@ -139,13 +154,54 @@ def gla_parallel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return scores @ v
 
 
+def within_chunks(q_c: torch.Tensor, q_from_start: torch.Tensor, k_c: torch.Tensor, v_c: torch.Tensor,
+                  gate_log_c: torch.Tensor, from_start: torch.Tensor, gated: bool = True) -> torch.Tensor:
+    """Each chunk's outputs from its own tokens, (B*N, C, D). q_from_start = q_c ⊙ exp(from_start), from_start
+    the running sums of log gates from the chunk's start (B*N, C, D or 1); gated: False without gating.
+
+    For s < t, omega_{t,s} = exp(from_start_t) exp(-from_start_s), so those scores are one matrix product; each
+    token's own term (omega = 1) is added apart, so it owes nothing to the gates, not even rounding. Chunks whose
+    gates close further than FACTORED_MIN_LOG_DECAY take closed_chunks instead. On the meta device (shapes only,
+    for train.training_memory_bytes) gated chunks run both ways, so what is counted bounds either.
+    """
+    if q_c.is_meta:
+        if gated:
+            closed_chunks(q_c, k_c, v_c, gate_log_c)
+        return _factored(q_c, q_from_start, k_c, v_c, from_start)
+    factored = from_start[:, -1].amin(dim=-1) >= FACTORED_MIN_LOG_DECAY                 # (B*N,)
+    if factored.all():
+        return _factored(q_c, q_from_start, k_c, v_c, from_start)
+    if not factored.any():
+        return closed_chunks(q_c, k_c, v_c, gate_log_c)
+    rest, closed = factored.nonzero().squeeze(1), (~factored).nonzero().squeeze(1)
+    parts = (_factored(*(x[rest] for x in (q_c, q_from_start, k_c, v_c, from_start))),
+             closed_chunks(*(x[closed] for x in (q_c, k_c, v_c, gate_log_c))))
+    return torch.cat(parts)[torch.argsort(torch.cat([rest, closed]))]
+
+
+def _factored(q_c: torch.Tensor, q_from_start: torch.Tensor, k_c: torch.Tensor, v_c: torch.Tensor,
+              from_start: torch.Tensor) -> torch.Tensor:
+    earlier = q_from_start @ (k_c * torch.exp(-from_start)).transpose(1, 2)
+    return earlier.tril(-1) @ v_c + (q_c * k_c).sum(-1, keepdim=True) * v_c
+
+
+def closed_chunks(q_c: torch.Tensor, k_c: torch.Tensor, v_c: torch.Tensor, gate_log_c: torch.Tensor) -> torch.Tensor:
+    """Chunks whose gates close too far to factor, each taken as a prompt of its own: the chunked form in chunks of
+    SEGMENT_SUM_CHUNK tokens (whose smaller gate products may factor), and at that size the parallel form, exact for
+    any gates (its decay tensors grow as C^2, C^2 D for vector gates, so it is kept to small chunks)."""
+    if q_c.shape[1] <= SEGMENT_SUM_CHUNK:
+        return gla_parallel(q_c, k_c, v_c, gate_log_c)
+    return gla_chunked(q_c, k_c, v_c, gate_log_c, SEGMENT_SUM_CHUNK)
+
+
 def gla_chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gate_log: torch.Tensor | None,
                 chunk_size: int | None = None) -> torch.Tensor:
-    """The same outputs in O(T C D + T D^2): parallel inside chunks of C tokens (default
-    CHUNK_SIZE[gating]), a recurrence across them."""
+    """The same outputs in O(T C D + T D^2): one matrix product inside each chunk of C tokens (default
+    default_chunk_size), a recurrence across them."""
     batch, num_tokens, width = q.shape
-    chunk_size = chunk_size or CHUNK_SIZE[gating_of(gate_log)]
-    if gate_log is None:
+    chunk_size = chunk_size or default_chunk_size(num_tokens)
+    gated = gate_log is not None
+    if not gated:
         gate_log = q.new_zeros(batch, num_tokens)   # no gating = gates of exactly 1
     # 1. pad to whole chunks; padding sits after every real token, so it changes no real output
     padding = -num_tokens % chunk_size
@@ -156,13 +212,15 @@ def gla_chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gate_log: tor
         return padded.reshape(batch * num_chunks, chunk_size, *x.shape[2:])
 
     q_c, k_c, v_c, gate_log_c = map(to_chunks, (q, k, v, gate_log))
-    # 2. within each chunk: the parallel form
-    intra = gla_parallel(q_c, k_c, v_c, gate_log_c)
     # Log decays per key coordinate (B*N, C, D or 1): a scalar gate decays every key coordinate alike
     decay_log = gate_log_c if gate_log_c.dim() == 3 else gate_log_c[..., None]
+    from_start = decay_log.cumsum(dim=1)          # log of the gate product from the chunk's start to each position
+    q_from_start = q_c * torch.exp(from_start)
+    # 2. within each chunk
+    intra = within_chunks(q_c, q_from_start, k_c, v_c, gate_log_c, from_start, gated)
     # 3. what each chunk alone leaves in the state at its end: sum_s v_s (k_s ⊙ decay(s -> end))^T
     chunk_state = torch.einsum("ncv,nck->nvk", v_c, k_c * torch.exp(suffix_sums(decay_log, dim=1)))
-    chunk_decay = torch.exp(decay_log.sum(dim=1))                          # (B*N, D or 1)
+    chunk_decay = torch.exp(from_start[:, -1])                             # (B*N, D or 1)
     chunk_state = chunk_state.reshape(batch, num_chunks, v.shape[-1], width)
     chunk_decay = chunk_decay.reshape(batch, num_chunks, 1, -1)
     # 4. across chunks: the state entering each chunk, S_in[n] = decay_{n-1} ⊙ S_in[n-1] + chunk_state[n-1]
@@ -174,7 +232,7 @@ def gla_chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gate_log: tor
         state = decay * state + contribution
     entering = torch.stack(entering, dim=1).reshape(batch * num_chunks, v.shape[-1], width)
     # 5. each position reads the entering state, decayed by the gates from the chunk start to itself
-    inter = torch.einsum("nvk,nck->ncv", entering, q_c * torch.exp(decay_log.cumsum(dim=1)))
+    inter = torch.einsum("nvk,nck->ncv", entering, q_from_start)
     return (intra + inter).reshape(batch, num_chunks * chunk_size, -1)[:, :num_tokens]
 
 
@@ -193,6 +251,11 @@ def gla_last_output(q_last: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return torch.einsum("bs,bsv->bv", scores, v)
 
 
+def default_chunk_size(num_tokens: int) -> int:
+    """CHUNK_SIZE, or SHORT_PROMPT_CHUNK for a prompt shorter than two chunks (less padding)."""
+    return CHUNK_SIZE if num_tokens >= 2 * CHUNK_SIZE else SHORT_PROMPT_CHUNK
+
+
 def choose_form(num_tokens: int, gating: str, batch: int = 1) -> str:
     """The faster form on CPU for `batch` prompts of num_tokens tokens (timings at PARALLEL_MAX_TOKENS and
     SCALAR_PARALLEL_MAX_FLOATS)."""
@@ -208,8 +271,6 @@ def gla_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gate_log: t
     """Dispatch to one form. q, k, v (B, T, D); gate_log None, (B, T) or (B, T, D)."""
     if form == "auto":
         form = choose_form(q.shape[1], gating_of(gate_log), q.shape[0])
-        if form == "chunked" and chunk_size is None and q.shape[1] <= PARALLEL_MAX_TOKENS[gating_of(gate_log)]:
-            chunk_size = SMALL_SCALAR_CHUNK     # a short prompt at a large batch (SCALAR_PARALLEL_MAX_FLOATS)
     if form == "parallel":
         return gla_parallel(q, k, v, gate_log)
     if form == "chunked":

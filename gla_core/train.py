@@ -223,11 +223,13 @@ def model_config(spec: PromptSpec, config: TrainConfig) -> GLAConfig:
 def training_memory_bytes(spec: PromptSpec, config: TrainConfig) -> int:
     """About how much memory a run holds at its peak, an upper bound: the activations autograd keeps
     for the backward pass, for the whole batch; the gradients the backward pass holds beside them (at
-    most BACKWARD_LARGEST_TENSORS times the largest saved tensor); and the held-out set. (The largest
-    run the app allows, 8 tasks x 64 examples, d = 16, vector gates, 4 layers, batch 128, saves 1006 MB
-    and peaked 1175 to 1199 MB over its start: about 3 largest tensors and the 32 MB held-out set beyond
-    the saved ones; the estimate is 1295 MB; tests/test_train.py measures it.) A front end refuses runs
-    over its budget before they start (see lab_ui)."""
+    most BACKWARD_LARGEST_TENSORS times the largest saved tensor); and the held-out set. The saved
+    activations are counted for both ways a chunk may take (gla.within_chunks: factored, or closed beyond
+    that form's limit), so the count bounds either. (The largest run the app allows, 8 tasks x 64 examples, d = 16,
+    vector gates, 4 layers, batch 128, with every gate at e^-30 saves 1242 MB and peaked at 1522 to 1552 MB
+    over its start: about 4.7 largest tensors and the 32 MB held-out set beyond the saved ones; the estimate
+    is 1931 MB; with its gates open as training starts them the same run peaks at 651 to 699 MB;
+    tests/test_train.py measures it.) A front end refuses runs over its budget before they start (see lab_ui)."""
     gla = model_config(spec, config)
     saved = _saved_bytes(gla, spec.num_tokens, config.batch)
     backward = BACKWARD_LARGEST_TENSORS * _saved_bytes(gla, spec.num_tokens, config.batch, largest=True)
@@ -235,7 +237,7 @@ def training_memory_bytes(spec: PromptSpec, config: TrainConfig) -> int:
     return saved + backward + 4 * held_out_floats
 
 
-BACKWARD_LARGEST_TENSORS = 5   # gradients alive at once in backward, in largest saved tensors (measured: 3)
+BACKWARD_LARGEST_TENSORS = 5   # gradients alive at once in backward, in largest saved tensors (measured: 3 to 4.7)
 
 
 def check_run_allowed(spec: PromptSpec, config: TrainConfig, *, max_tokens: int | None = None,
@@ -276,7 +278,8 @@ def _saved_bytes(gla: GLAConfig, num_tokens: int, batch: int, largest: bool = Fa
     """Every tensor autograd saves for backward in a forward pass over `batch` prompts, in bytes
     (largest=True: the largest one alone), counted on PyTorch's meta device: shapes without data, so a
     2048-token model at any batch costs milliseconds, not gigabytes. A tensor saved twice counts twice,
-    as a view would: this errs high."""
+    as a view would: this errs high. On that device the chunked form's gated chunks run both ways they
+    may take (gla.within_chunks), and both count."""
     saved = []
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:

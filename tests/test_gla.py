@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gla_core import gla
 from gla_core.gla import (GATINGS, PARALLEL_MAX_TOKENS, GLAConfig, GLAModel, choose_form, gla_attention,
                           gla_chunked, gla_parallel)
 from gla_core.reference import gla_reference, wpgd_one_step, wpgd_one_step_vector
@@ -80,6 +81,29 @@ def test_long_prompt_matches_reference(gating):
             assert_matches_reference(attention, inputs, dtype)
 
 
+@pytest.mark.parametrize("gating", ["scalar", "vector"])
+@pytest.mark.parametrize("closed_chunks", ["none", "one", "all"])
+def test_factored_chunks_at_their_limit_match_the_reference(closed_chunks, gating, monkeypatch):
+    # Each chunk's gate product at exp(0.99 FACTORED_MIN_LOG_DECAY): just inside the limit, where the chunks' factored
+    # scores round the most; the closed chunks at exp(1.01 FACTORED_MIN_LOG_DECAY), just beyond it, and only they,
+    # go to closed_chunks (whose smaller chunks factor again for "one", and take the parallel form for "all").
+    chunk = gla.CHUNK_SIZE
+    q, k, v, _ = attention_inputs("none", batch=2, num_tokens=2 * chunk + 5, width=4, seed=11)
+    gate_shape = (2, q.shape[1]) if gating == "scalar" else tuple(q.shape)
+    gate_log = torch.full(gate_shape, 0.99 * gla.FACTORED_MIN_LOG_DECAY / chunk, dtype=torch.float64)
+    closed = {"none": 0, "one": 1, "all": 2 * 3}[closed_chunks]    # 2 prompts of 3 chunks, the last one partial
+    if closed_chunks == "one":
+        gate_log[1, chunk:2 * chunk] *= 1.01 / 0.99
+    elif closed_chunks == "all":
+        gate_log *= 1.01 / 0.99 * chunk / 5            # the partial chunk's 5 tokens close as far as a whole one
+    gate_input = torch.log(torch.expm1(-gate_log))             # logsigmoid(-gate_input) = gate_log
+    closed_calls, closed_chunks = [], gla.closed_chunks
+    monkeypatch.setattr(gla, "closed_chunks", lambda *args: closed_calls.append(args[0].shape[:2]) or closed_chunks(*args))
+    for dtype in (torch.float64, torch.float32):
+        assert_matches_reference(gla_chunked, (q, k, v, -gate_input), dtype)
+    assert [count for count, size in closed_calls if size == chunk] == ([closed, closed] if closed else [])
+
+
 @pytest.mark.parametrize("form", ["parallel", "chunked", "reference"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_nearly_closed_gates_stay_finite(form, dtype):
@@ -137,10 +161,11 @@ def prediction_and_gradients(model: GLAModel, tokens: torch.Tensor) -> list[torc
 @pytest.mark.parametrize("gating", GATINGS)
 @pytest.mark.parametrize("layers", [1, 2, 3, 4])
 def test_model_auto_form_matches_reference(layers, gating, dtype):
-    # one prompt the auto rule runs in parallel form, one it runs chunked (several default-size
-    # chunks, the last one padded)
-    lengths = (9, PARALLEL_MAX_TOKENS[gating] + 13)
-    assert [choose_form(n, gating) for n in lengths] == ["parallel", "chunked"]
+    # one short prompt (the auto rule runs it in parallel form, or for vector gates as one padded chunk), one it runs
+    # chunked in several default-size chunks, the last one padded
+    lengths = (9, max(PARALLEL_MAX_TOKENS[gating], 2 * gla.CHUNK_SIZE) + 13)
+    short_form = "chunked" if gating == "vector" else "parallel"
+    assert [choose_form(n, gating) for n in lengths] == [short_form, "chunked"]
     model, twin = model_pair(gating, layers, seed=layers)
     model.to(dtype)
     twin.load_state_dict(model.state_dict())  # the reference gets the same (rounded) numbers

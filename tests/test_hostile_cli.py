@@ -144,22 +144,25 @@ def test_tokens_too_large_for_the_model_give_an_error_not_inf(capsys, model_file
 
 
 def test_a_model_file_asking_for_a_huge_form_is_refused(capsys, prompts_file: Path, tmp_path: Path):
-    """Chunks of 2048 tokens with vector gates build a (2048, 2048, D) decay matrix per prompt and layer:
-    over 200 MB for one 513-token prompt, where the default form (chunks of 8) needs under 1 MB. The
-    file is refused when read, before the prompts are."""
-    spec = PromptSpec.from_dict({"d": 3, "tasks": [{"n": 256, "corr": 0.5}, {"n": 256, "corr": 0.9}],
-                                 "delimiter": "none"})
+    """The parallel form with vector gates builds a (T, T, D) decay matrix per prompt and layer: 215 MB for one
+    2041-token prompt, where the default form needs 3 MB. The file is refused when read, before the prompts are.
+    On a 511-token prompt the same form (14 MB a prompt) is costlier but bounded, and so is a chunk of 2048 tokens
+    (one (T, T) score matrix per chunk, 18 MB): both are read."""
+    def spec_of(num_tasks: int) -> PromptSpec:   # 255 examples a task: 8 tasks make 2041 tokens
+        return PromptSpec.from_dict({"d": 3, "tasks": [{"n": 255, "corr": 0.5}] * num_tasks, "delimiter": "none"})
+
     model = tmp_path / "model.pt"
-    for form, chunk_size in [("chunked", 2048), ("parallel", None)]:
+    for num_tasks, form, chunk_size in [(8, "parallel", None), (2, "parallel", None), (2, "chunked", 2048)]:
+        spec = spec_of(num_tasks)
         config = GLAConfig(token_width=spec.token_width, label_index=spec.label_index, layers=2, gating="vector",
                            form=form, chunk_size=chunk_size)
         save_model(GLAModel(config).double(), spec, model)
         code, _, err = run_main(capsys, "predict", model, prompts_file, "--out", tmp_path / "p.npy")
-        if chunk_size:
-            assert "'chunked' with chunk size 2048" in assert_refused(code, err, "model")
-        else:   # 14 MB a prompt: a costlier form, but a bounded one, is still read
+        if num_tasks == 8:
+            assert "'parallel' with chunk size None" in assert_refused(code, err, "model")
+        else:
             assert "model:" not in err
-    assert load_model(model)[0].config.form == "parallel"
+    assert load_model(model)[0].config.chunk_size == 2048
 
 
 # ================================================================ output paths

@@ -34,8 +34,9 @@ MAX_LAYERS = 4
 # omega_{t,s} = exp(c_t) exp(-c_s) with c the running sum of log gates from the chunk's start. exp(-c_s) grows as
 # gates close, so a chunk takes that product only while its gate product stays above
 # exp(FACTORED_MIN_LOG_DECAY) = 2e-9; a chunk whose gates close further is split into chunks of SEGMENT_SUM_CHUNK
-# tokens, and at that size takes the parallel form (segment sums, exact for any gates). At the limit, outputs and gradients are within 1.5e-15 (float64) and 8.5e-7 (float32) of the token loop
-# in relative RMS (tests/test_gla.py, test_factored_chunks_at_their_limit_match_the_reference).
+# tokens, and at that size takes the parallel form (segment sums, exact for any gates). At the limit, outputs and
+# gradients are within 1.5e-15 (float64) and 8.5e-7 (float32) of the token loop in relative RMS
+# (tests/test_gla.py, test_factored_chunks_at_their_limit_match_the_reference).
 FACTORED_MIN_LOG_DECAY = -20.0
 SEGMENT_SUM_CHUNK = 8
 # Measured on this project's 2-core CPU (one thread, process CPU time, so other jobs on the machine do not count),

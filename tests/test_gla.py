@@ -98,7 +98,8 @@ def test_factored_chunks_at_their_limit_match_the_reference(closed_chunks, gatin
         gate_log *= 1.01 / 0.99 * chunk / 5            # the partial chunk's 5 tokens close as far as a whole one
     gate_input = torch.log(torch.expm1(-gate_log))             # logsigmoid(-gate_input) = gate_log
     closed_calls, closed_chunks = [], gla.closed_chunks
-    monkeypatch.setattr(gla, "closed_chunks", lambda *args: closed_calls.append(args[0].shape[:2]) or closed_chunks(*args))
+    monkeypatch.setattr(gla, "closed_chunks",
+                        lambda *args: closed_calls.append(args[0].shape[:2]) or closed_chunks(*args))
     for dtype in (torch.float64, torch.float32):
         assert_matches_reference(gla_chunked, (q, k, v, -gate_input), dtype)
     assert [count for count, size in closed_calls if size == chunk] == ([closed, closed] if closed else [])

@@ -58,9 +58,13 @@ controls_row.buttons([
 
 def draw(run) -> None:
     live = {}  # layers -> (snapshot, trajectory) of this session's models with these settings
+    # The status line's own container, there with or without a run, so the charts below keep their places in the
+    # page when the models start (a chart that moves is drawn again by the browser)
+    header = st.container()
     if same_settings:
         if run.alive:
-            lab_ui.status_line(run)
+            with header:
+                lab_ui.status_line(run)
         live = {trainer.config.layers: (trainer.snapshot(), trainer.trajectory()) for trainer in run.trainers}
     results, diverged, earlier = {}, {}, []   # layers -> (risk, se, trajectory); layers -> step; layers
     training = []   # layers of models still training: drawn as they go, given words once they end

@@ -80,8 +80,10 @@ controls_row.buttons([
 
 
 def draw(run) -> None:
+    header = st.container()   # the status line's place, kept without a run so the chart below does not move
     if same_settings and run.alive:
-        lab_ui.status_line(run)
+        with header:
+            lab_ui.status_line(run)
     trained = {}
     for (index, _, config), key in zip(jobs, tag):
         result = store.get(key)   # only runs that completed are stored: a diverged one is never shown

@@ -76,21 +76,25 @@ if same_settings and run.phase == Phase.ENDED and run.current.snapshot().status 
 
 # ---------------------------------------------------------------- the live panel
 def draw(run) -> None:
+    # What the panel says about the run shown sits in one container, there with or without a run, so the charts
+    # below keep their places in the page when Train is pressed (a chart that moves is drawn again by the browser)
+    header = st.container()
     if run_on_screen:
         trainer = run.current
         shown_spec, shown_config, analytic = trainer.spec, trainer.config, trainer.analytic
         snapshot, frames, ended = trainer.snapshot(), trainer.trajectory(), run.phase == Phase.ENDED
-        if not same_settings:
-            st.caption("These charts show your run; your settings have changed since it started. Press Train to "
-                       "start a run with the new settings, or Reset to see their theory.")
-        lab_ui.status_line(run)
+        with header:
+            if not same_settings:
+                st.caption("These charts show your run; your settings have changed since it started. Press Train to "
+                           "start a run with the new settings, or Reset to see their theory.")
+            lab_ui.status_line(run)
     else:
         shown_spec, shown_config, analytic = spec, config, lab_ui.analytic_for(spec.to_json())
         stored = store.get(lab_ui.result_key(spec, config)) if lab_ui.on_phone() else None
         snapshot, frames, ended = (stored.final, stored.trajectory, True) if stored else (None, [], False)
         if stored:
-            st.caption(f"A model trained earlier on this server with these settings ({stored.final.step} steps), "
-                       "not a run of yours.")
+            header.caption(f"A model trained earlier on this server with these settings ({stored.final.step} steps), "
+                           "not a run of yours.")
     frames = frames or [lab_ui.untrained(shown_spec, shown_config)]   # before the run's first frame
     gating = shown_config.gating
     show_theory = ended or not hide_theory
@@ -98,8 +102,13 @@ def draw(run) -> None:
     for note in analytic.get("notes", []) if show_theory else []:
         st.caption(f"Note: {note}")
     replay = ended and len(frames) > 1
+    # The untrained model's chart keeps the id of its settings until the run's first frame: pressing Train then draws
+    # the figure the chart already shows (lab_ui.chart keeps it while its recipe is the same), which the browser
+    # leaves as it is; a figure built anew was drawn again and held the progress line back 0.2-0.4 s.
+    untrained_only = len(frames) == 1
     lab_ui.weights_replay(shown_spec, gating, shown_config.steps, analytic, frames, show_theory, replay,
-                          lab_ui.replay_id("playground", run.id if run_on_screen else lab_ui.result_key(spec, config)))
+                          lab_ui.replay_id("playground", lab_ui.result_key(shown_spec, shown_config)
+                                           if untrained_only or not run_on_screen else run.id))
     st.markdown("**Gating is weighting.** A one-layer GLA predicts with one weighted step of gradient descent; "
                 "each example's weight is the product of the gates that come after it:")
     st.latex(r"\hat y = x^\top P \sum_i \omega_i\, y_i\, x_i,\qquad \omega_i = \prod_{j>i} g(z_j)")

@@ -1,4 +1,5 @@
 """Live runs: pause after a step budget, resume, stop, share compute slots, run trainers in order."""
+import threading
 import time
 
 import pytest
@@ -248,3 +249,29 @@ def test_when_a_model_ends_the_one_on_the_spare_slot_moves_onto_the_runs_own():
 def test_two_lanes_take_no_step_budget():
     with pytest.raises(ValueError, match="lanes"):
         LiveRun([tiny_trainer(), tiny_trainer()], TrainingSlots(2), max_active_seconds=WAIT, step_budget=5, lanes=2)
+
+
+def test_a_run_ends_soon_before_its_first_step_and_near_its_end_not_in_a_long_stretch():
+    from lab_ui.runs import NEAR_END_SECONDS, ends_soon
+
+    started = threading.Event()
+    trainer = tiny_trainer(steps=100_000)
+    run = LiveRun([trainer], TrainingSlots(1), max_active_seconds=WAIT)
+    take_turn = trainer.before_step
+    trainer.before_step = lambda: (take_turn(), started.wait(WAIT))   # holds the run, on its slot, before step 1
+    run.start()
+    deadline = time.monotonic() + WAIT
+    while run.phase != Phase.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ends_soon(run), "no step yet: nothing tells how long it has left"
+    started.set()
+    while run.current.snapshot().step < 20 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert run.seconds_left() > NEAR_END_SECONDS and not ends_soon(run)
+    run.stop()
+    assert run.join(WAIT) and not ends_soon(run)
+
+    paused = LiveRun([tiny_trainer()], TrainingSlots(1), max_active_seconds=WAIT, step_budget=5).start()
+    assert paused.wait_until_not_running(WAIT) and paused.phase == Phase.PAUSED and not ends_soon(paused)
+    paused.stop()
+    paused.join(WAIT)

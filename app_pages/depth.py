@@ -56,11 +56,8 @@ controls_row.buttons([
     widths=[1.4, 1, 1, 1])
 
 
-def draw(run) -> None:
+def draw(run, header) -> None:
     live = {}  # layers -> (snapshot, trajectory) of this session's models with these settings
-    # The status line's own container, there with or without a run, so the charts below keep their places in the
-    # page when the models start (a chart that moves is drawn again by the browser)
-    header = st.container()
     if same_settings:
         if run.alive:
             with header:

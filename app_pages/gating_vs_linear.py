@@ -79,8 +79,7 @@ controls_row.buttons([
 ], phone="On a phone this page shows the theory, and models trained earlier on this server.", widths=[1.6, 1, 2])
 
 
-def draw(run) -> None:
-    header = st.container()   # the status line's place, kept without a run so the chart below does not move
+def draw(run, header) -> None:
     if same_settings and run.alive:
         with header:
             lab_ui.status_line(run)

@@ -75,10 +75,7 @@ if same_settings and run.phase == Phase.ENDED and run.current.snapshot().status 
 
 
 # ---------------------------------------------------------------- the live panel
-def draw(run) -> None:
-    # What the panel says about the run shown sits in one container, there with or without a run, so the charts
-    # below keep their places in the page when Train is pressed (a chart that moves is drawn again by the browser)
-    header = st.container()
+def draw(run, header) -> None:
     if run_on_screen:
         trainer = run.current
         shown_spec, shown_config, analytic = trainer.spec, trainer.config, trainer.analytic

@@ -13,7 +13,7 @@ sums of log gates. The same attention has three forms:
              running sums from the chunk's start), plus a state recurrence across chunks (linear in T),
              as in Mamba-2's SSD and fla's chunk kernels.
 
-`GLAConfig.form = "auto"` picks parallel or chunked by prompt length, and for scalar gates by batch (`choose_form`).
+`GLAConfig.form = "auto"` picks parallel or chunked by gating and prompt length (`choose_form`).
 """
 from __future__ import annotations
 
@@ -40,38 +40,37 @@ MAX_LAYERS = 4
 FACTORED_MIN_LOG_DECAY = -20.0
 SEGMENT_SUM_CHUNK = 8
 # Measured on this project's 2-core CPU (one thread, process CPU time, so other jobs on the machine do not count),
-# forward + backward, float32, milliseconds; gates sigmoid(2 + N(0, 1)):
-#  batch 32, token width 16:
-#                    parallel | chunked C = 8     16     32     64
-#   none   T =   64:      0.7 |            3.7    2.9    1.7    1.3
-#          T =  256:       15 |             13    8.2    6.1    7.1
-#          T =  512:      118 |             27     16     12     15
-#          T = 2048:        - |            124     74     55     90
-#   scalar T =   43:      1.0 |            1.7    1.3    1.6    1.4
-#          T =   64:      1.8 |            4.2    2.4    2.0    1.4
-#          T =  128:      9.4 |            6.6    4.4    3.7    3.4
-#          T =  512:      464 |             26     17     13     14
-#          T = 2048:        - |            116     77     62     75
-#   vector T =   16:      1.6 |            1.3    0.8    0.8    1.4
-#          T =   32:      7.5 |            2.4    1.7    1.1    1.5
-#          T =  512:        - |             31     20     16     17
-#          T = 2048:        - |            154     83     73     89
+# forward + backward, float32, milliseconds; gates sigmoid(2 + N(0, 1)); "one" is the chunked form with the whole
+# prompt as its one chunk (no padding, no recurrence):
 #  batch 256, token width 8 (the training batch):
-#   none   T =   43:      3.8 |            4.2    4.2    6.7    9.4
-#          T =   96:       18 |             31     20     16     27
-#   scalar T =   16:      1.9 |            5.5    2.7    2.6    8.8
-#          T =   43:      7.4 |            5.0    4.3    6.5    9.5
-#          T =   96:       40 |             32     22     17     25
-#   vector T =   16:      7.8 |            5.9    2.8    3.0     10
-#          T =   43:       61 |            6.0    5.4    8.1     10
-# The parallel form's decay matrix costs O(B T^2), O(B T^2 D) for vector gates: it wins only on short prompts at
-# a small batch, and never for vector gates. Rule: parallel up to PARALLEL_MAX_TOKENS (and for scalar gates up to
-# SCALAR_PARALLEL_MAX_FLOATS floats per decay matrix, B T^2), chunked beyond; chunks of CHUNK_SIZE, or of
-# SHORT_PROMPT_CHUNK for prompts shorter than two chunks (43 tokens pad to 48 rather than 64).
-PARALLEL_MAX_TOKENS = {"none": 96, "scalar": 64, "vector": 0}
-SCALAR_PARALLEL_MAX_FLOATS = 2 ** 18
+#                    parallel | chunked C = 16     32    one
+#   none   T =   16:      0.9 |             1.9    2.7    1.3
+#          T =   43:      2.9 |             4.7    6.6    3.0
+#          T =   64:      5.4 |             6.1    6.6    7.9
+#          T =   96:       13 |             8.8    9.9     16
+#   scalar T =   16:      1.6 |             1.5    2.8    1.5
+#          T =   43:      8.7 |             5.3    6.9    3.5
+#          T =   64:       20 |             6.6    6.6    6.4
+#          T =   96:       44 |              10     10     18
+#   vector T =   16:       11 |             1.5    2.8    1.5
+#          T =   43:       88 |             7.2    8.3    4.1
+#          T =   64:        - |             8.2    9.1    7.7
+#          T =   96:        - |              13     15     20
+#  batch 32, token width 16: alike (scalar T = 43: 1.4 | 1.6 2.0 1.0; vector T = 64: - | 2.4 2.3 1.6), and forward
+#  alone at an evaluation's batch (scalar, 540 prompts of 43 tokens): parallel 7.8, C = 16 3.1, one chunk 2.5.
+#  Longer prompts (batch 32, width 16; C = 8 is slower still):
+#   none   T =  512:      118 |              16     12
+#          T = 2048:        - |              74     55
+#   scalar T =  512:      464 |              17     13
+#          T = 2048:        - |              77     62
+#   vector T =  512:        - |              20     16
+#          T = 2048:        - |              83     73
+# The parallel form's decay matrix costs O(B T^2), O(B T^2 D) for vector gates: without gating (no decay matrix) it
+# wins up to about 96 tokens, with gates never by more than a few hundredths of a millisecond. Rule: parallel up to
+# PARALLEL_MAX_TOKENS, chunked beyond; a prompt of up to two chunks is one chunk (default_chunk_size), a longer one
+# is cut into chunks of CHUNK_SIZE.
+PARALLEL_MAX_TOKENS = {"none": 96, "scalar": 0, "vector": 0}
 CHUNK_SIZE = 32
-SHORT_PROMPT_CHUNK = 16
 
 
 # ---------------------------------------------------------------- configuration
@@ -219,6 +218,8 @@ def gla_chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gate_log: tor
     q_from_start = q_c * torch.exp(from_start)
     # 2. within each chunk
     intra = within_chunks(q_c, q_from_start, k_c, v_c, gate_log_c, from_start, gated)
+    if num_chunks == 1:           # no state enters the only chunk
+        return intra.reshape(batch, chunk_size, -1)[:, :num_tokens]
     # 3. what each chunk alone leaves in the state at its end: sum_s v_s (k_s ⊙ decay(s -> end))^T
     chunk_state = torch.einsum("ncv,nck->nvk", v_c, k_c * torch.exp(suffix_sums(decay_log, dim=1)))
     chunk_decay = torch.exp(from_start[:, -1])                             # (B*N, D or 1)
@@ -253,25 +254,20 @@ def gla_last_output(q_last: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
 
 def default_chunk_size(num_tokens: int) -> int:
-    """CHUNK_SIZE, or SHORT_PROMPT_CHUNK for a prompt shorter than two chunks (less padding)."""
-    return CHUNK_SIZE if num_tokens >= 2 * CHUNK_SIZE else SHORT_PROMPT_CHUNK
+    """The whole prompt as one chunk up to two chunks' length (no padding, no recurrence), CHUNK_SIZE beyond."""
+    return num_tokens if num_tokens <= 2 * CHUNK_SIZE else CHUNK_SIZE
 
 
-def choose_form(num_tokens: int, gating: str, batch: int = 1) -> str:
-    """The faster form on CPU for `batch` prompts of num_tokens tokens (timings at PARALLEL_MAX_TOKENS and
-    SCALAR_PARALLEL_MAX_FLOATS)."""
-    if num_tokens > PARALLEL_MAX_TOKENS[gating]:
-        return "chunked"
-    if gating == "scalar" and batch * num_tokens ** 2 > SCALAR_PARALLEL_MAX_FLOATS:
-        return "chunked"
-    return "parallel"
+def choose_form(num_tokens: int, gating: str) -> str:
+    """The faster form on CPU for prompts of num_tokens tokens (timings at PARALLEL_MAX_TOKENS)."""
+    return "chunked" if num_tokens > PARALLEL_MAX_TOKENS[gating] else "parallel"
 
 
 def gla_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gate_log: torch.Tensor | None,
                   form: str = "auto", chunk_size: int | None = None) -> torch.Tensor:
     """Dispatch to one form. q, k, v (B, T, D); gate_log None, (B, T) or (B, T, D)."""
     if form == "auto":
-        form = choose_form(q.shape[1], gating_of(gate_log), q.shape[0])
+        form = choose_form(q.shape[1], gating_of(gate_log))
     if form == "parallel":
         return gla_parallel(q, k, v, gate_log)
     if form == "chunked":

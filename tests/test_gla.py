@@ -105,6 +105,26 @@ def test_factored_chunks_at_their_limit_match_the_reference(closed_chunks, gatin
     assert [count for count, size in closed_calls if size == chunk] == ([closed, closed] if closed else [])
 
 
+@pytest.mark.parametrize("gating", ["scalar", "vector"])
+def test_a_prompt_of_one_chunk_beyond_the_limit_matches_the_reference(gating, monkeypatch):
+    # A prompt of up to two chunks is one chunk (default_chunk_size): prompt 0's gate product is just inside the
+    # factored limit, prompt 1's just beyond it, so prompt 1 alone goes to closed_chunks, as a whole.
+    num_tokens = 2 * gla.CHUNK_SIZE
+    assert gla.default_chunk_size(num_tokens) == num_tokens
+    q, k, v, _ = attention_inputs("none", batch=2, num_tokens=num_tokens, width=4, seed=5)
+    gate_shape = (2, num_tokens) if gating == "scalar" else tuple(q.shape)
+    gate_log = torch.full(gate_shape, gla.FACTORED_MIN_LOG_DECAY / num_tokens, dtype=torch.float64)
+    gate_log[0] *= 0.99
+    gate_log[1] *= 1.01
+    gate_input = torch.log(torch.expm1(-gate_log))             # logsigmoid(-gate_input) = gate_log
+    closed_calls, closed_chunks = [], gla.closed_chunks
+    monkeypatch.setattr(gla, "closed_chunks",
+                        lambda *args: closed_calls.append(tuple(args[0].shape[:2])) or closed_chunks(*args))
+    for dtype in (torch.float64, torch.float32):
+        assert_matches_reference(gla_chunked, (q, k, v, -gate_input), dtype)
+    assert [shape for shape in closed_calls if shape[1] == num_tokens] == [(1, num_tokens)] * 2
+
+
 @pytest.mark.parametrize("form", ["parallel", "chunked", "reference"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_nearly_closed_gates_stay_finite(form, dtype):
@@ -162,10 +182,10 @@ def prediction_and_gradients(model: GLAModel, tokens: torch.Tensor) -> list[torc
 @pytest.mark.parametrize("gating", GATINGS)
 @pytest.mark.parametrize("layers", [1, 2, 3, 4])
 def test_model_auto_form_matches_reference(layers, gating, dtype):
-    # one short prompt (the auto rule runs it in parallel form, or for vector gates as one padded chunk), one it runs
+    # one short prompt (the auto rule runs it in parallel form without gating, else as one chunk), one it runs
     # chunked in several default-size chunks, the last one padded
     lengths = (9, max(PARALLEL_MAX_TOKENS[gating], 2 * gla.CHUNK_SIZE) + 13)
-    short_form = "chunked" if gating == "vector" else "parallel"
+    short_form = "parallel" if gating == "none" else "chunked"
     assert [choose_form(n, gating) for n in lengths] == [short_form, "chunked"]
     model, twin = model_pair(gating, layers, seed=layers)
     model.to(dtype)
@@ -298,12 +318,13 @@ def test_forms_on_cuda_match_reference(gating):
             assert_matches_reference(on_cuda, inputs, dtype)
 
 
+@pytest.mark.parametrize("gating", ["scalar", "vector"])
 @pytest.mark.parametrize("layers", [1, 3])
-def test_a_short_scalar_prompt_at_a_training_batch_runs_chunked_and_matches_reference(layers):
+def test_a_short_gated_prompt_at_a_training_batch_runs_as_one_chunk_and_matches_reference(layers, gating):
     num_tokens, batch = 43, 256          # the depth preset's prompt at the training batch
-    assert choose_form(num_tokens, "scalar") == "parallel"
-    assert choose_form(num_tokens, "scalar", batch) == "chunked"
-    model, twin = model_pair("scalar", layers, seed=7)
+    assert choose_form(num_tokens, gating) == "chunked"
+    assert gla.default_chunk_size(num_tokens) == num_tokens
+    model, twin = model_pair(gating, layers, seed=7)
     model.float()
     twin.load_state_dict(model.state_dict())  # the reference gets the same (rounded) numbers
     tokens = torch.randn(batch, num_tokens, model.config.token_width, generator=torch.Generator().manual_seed(3))

@@ -159,8 +159,8 @@ def within_chunks(q_c: torch.Tensor, q_from_start: torch.Tensor, k_c: torch.Tens
     """Each chunk's outputs from its own tokens, (B*N, C, D). q_from_start = q_c ⊙ exp(from_start), from_start
     the running sums of log gates from the chunk's start (B*N, C, D or 1); gated: False without gating.
 
-    For s < t, omega_{t,s} = exp(from_start_t) exp(-from_start_s), so those scores are one matrix product; each
-    token's own term (omega = 1) is added apart, so it owes nothing to the gates, not even rounding. Chunks whose
+    For s <= t, omega_{t,s} = exp(from_start_t) exp(-from_start_s), so the scores are one matrix product (a token's
+    own weight, 1, comes out as exp(c) exp(-c): exact but for rounding, like every other weight). Chunks whose
     gates close further than FACTORED_MIN_LOG_DECAY take closed_chunks instead. On the meta device (shapes only,
     for train.training_memory_bytes) gated chunks run both ways, so what is counted bounds either.
     """
@@ -181,8 +181,12 @@ def within_chunks(q_c: torch.Tensor, q_from_start: torch.Tensor, k_c: torch.Tens
 
 def _factored(q_c: torch.Tensor, q_from_start: torch.Tensor, k_c: torch.Tensor, v_c: torch.Tensor,
               from_start: torch.Tensor) -> torch.Tensor:
-    earlier = q_from_start @ (k_c * torch.exp(-from_start)).transpose(1, 2)
-    return earlier.tril(-1) @ v_c + (q_c * k_c).sum(-1, keepdim=True) * v_c
+    scores = q_from_start @ (k_c * torch.exp(-from_start)).transpose(1, 2)
+    # s <= t only, as a product with a 0/1 mask: on CPU a little faster than tril (the Depth page's 4-layer step:
+    # 16.6 -> 15.9 ms). What it zeroes is finite (at most exp(-FACTORED_MIN_LOG_DECAY) |q_t| |k_s|), so 0 x it is 0.
+    num_tokens = q_c.shape[1]
+    lower = torch.ones(num_tokens, num_tokens, dtype=q_c.dtype, device=q_c.device).tril()
+    return (scores * lower) @ v_c
 
 
 def closed_chunks(q_c: torch.Tensor, k_c: torch.Tensor, v_c: torch.Tensor, gate_log_c: torch.Tensor) -> torch.Tensor:
@@ -208,17 +212,22 @@ def gla_chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gate_log: tor
     num_chunks = (num_tokens + padding) // chunk_size
 
     def to_chunks(x: torch.Tensor) -> torch.Tensor:
-        padded = F.pad(x, (0, 0, 0, padding)) if x.dim() == 3 else F.pad(x, (0, padding))
-        return padded.reshape(batch * num_chunks, chunk_size, *x.shape[2:])
+        if padding:
+            x = F.pad(x, (0, 0, 0, padding)) if x.dim() == 3 else F.pad(x, (0, padding))
+        return x.reshape(batch * num_chunks, chunk_size, *x.shape[2:])
 
     q_c, k_c, v_c, gate_log_c = map(to_chunks, (q, k, v, gate_log))
     # Log decays per key coordinate (B*N, C, D or 1): a scalar gate decays every key coordinate alike
     decay_log = gate_log_c if gate_log_c.dim() == 3 else gate_log_c[..., None]
+    if num_chunks == 1:
+        # No state enters the only chunk, so its first gate decays nothing: out of the running sums, its gradient is
+        # exactly 0, as in the token loop (in them, it would cancel in every exp(c_t) exp(-c_s) but for rounding)
+        decay_log = torch.cat([torch.zeros_like(decay_log[:, :1]), decay_log[:, 1:]], dim=1)
     from_start = decay_log.cumsum(dim=1)          # log of the gate product from the chunk's start to each position
     q_from_start = q_c * torch.exp(from_start)
     # 2. within each chunk
     intra = within_chunks(q_c, q_from_start, k_c, v_c, gate_log_c, from_start, gated)
-    if num_chunks == 1:           # no state enters the only chunk
+    if num_chunks == 1:
         return intra.reshape(batch, chunk_size, -1)[:, :num_tokens]
     # 3. what each chunk alone leaves in the state at its end: sum_s v_s (k_s ⊙ decay(s -> end))^T
     chunk_state = torch.einsum("ncv,nck->nvk", v_c, k_c * torch.exp(suffix_sums(decay_log, dim=1)))

@@ -107,13 +107,14 @@ def test_factored_chunks_at_their_limit_match_the_reference(closed_chunks, gatin
 
 @pytest.mark.parametrize("gating", ["scalar", "vector"])
 def test_a_prompt_of_one_chunk_beyond_the_limit_matches_the_reference(gating, monkeypatch):
-    # A prompt of up to two chunks is one chunk (default_chunk_size): prompt 0's gate product is just inside the
-    # factored limit, prompt 1's just beyond it, so prompt 1 alone goes to closed_chunks, as a whole.
+    # A prompt of up to two chunks is one chunk (default_chunk_size): prompt 0's gate product (its gates after the
+    # first: no state enters a lone chunk) is just inside the factored limit, prompt 1's just beyond it, so prompt 1
+    # alone goes to closed_chunks, as a whole.
     num_tokens = 2 * gla.CHUNK_SIZE
     assert gla.default_chunk_size(num_tokens) == num_tokens
     q, k, v, _ = attention_inputs("none", batch=2, num_tokens=num_tokens, width=4, seed=5)
     gate_shape = (2, num_tokens) if gating == "scalar" else tuple(q.shape)
-    gate_log = torch.full(gate_shape, gla.FACTORED_MIN_LOG_DECAY / num_tokens, dtype=torch.float64)
+    gate_log = torch.full(gate_shape, gla.FACTORED_MIN_LOG_DECAY / (num_tokens - 1), dtype=torch.float64)
     gate_log[0] *= 0.99
     gate_log[1] *= 1.01
     gate_input = torch.log(torch.expm1(-gate_log))             # logsigmoid(-gate_input) = gate_log

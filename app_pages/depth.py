@@ -6,7 +6,7 @@ import streamlit as st
 
 import lab_ui
 from gla_core import figures
-from gla_core.spec import DEPTH_TRAINING, SpecError
+from gla_core.spec import DEPTH_TRAINING, SpecError, depth_start_order
 from gla_core.train import Status
 
 PURPOSE = "depth"
@@ -39,17 +39,18 @@ keys = {layers: lab_ui.result_key(spec, config) for layers, config in configs.it
 tag = (spec.to_json(), json.dumps(settings, sort_keys=True))
 controls_row = lab_ui.RunControls(PURPOSE, tag)
 run, same_settings = controls_row.run, controls_row.same_settings
-missing = [configs[layers] for layers in DEPTHS if store.get(keys[layers]) is None]
+missing = [layers for layers in DEPTHS if store.get(keys[layers]) is None]
 
 
 def train(again: bool = False) -> None:  # runs before the next page run, with the settings shown when pressed
-    controls_row.start([(spec, configs[layers]) for layers in DEPTHS] if again
-                       else [(spec, config) for config in missing])
+    depths = list(DEPTHS) if again else missing
+    controls_row.start([(spec, configs[layers]) for layers in depths], start_order=depth_start_order(depths))
 
 
 controls_row.buttons([
     lab_ui.RunButton("Train 1 to 4 layers", train, disabled=controls_row.computing or not missing, primary=True,
-                     help="Trains the models not trained yet with these settings, one after another."),
+                     help="Trains the models not trained yet with these settings, shallowest first, two at a time "
+                          "when the server has a core free."),
     lab_ui.RunButton("Train again", train, args=(True,), disabled=controls_row.computing,
                      help="Train all four models afresh, live, even where results trained earlier exist."),
 ], phone="On a phone this page shows results trained earlier on this server; open it on a larger screen to train.",

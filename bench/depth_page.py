@@ -29,7 +29,7 @@ from gla_core import gla, train
 from gla_core.causal_wpgd import causal_wpgd_targets
 from gla_core.gla import GLAModel
 from gla_core.session import LiveRun, TrainingSlots
-from gla_core.spec import DEPTH_TRAINING, OVERLAY_TRAINING, PromptSpec, load_preset, preset_spec
+from gla_core.spec import DEPTH_TRAINING, OVERLAY_TRAINING, PromptSpec, depth_start_order, load_preset, preset_spec
 from gla_core.theory import solve
 from gla_core.train import Status, TrainConfig, Trainer
 
@@ -69,11 +69,11 @@ def verdict(risk: float, risk_se: float, target: dict) -> str:
     return "short" if risk > target["risk"] else "below"
 
 
-def train_as_the_page_does(trainers: list[Trainer], lanes: int) -> float:
+def train_as_the_page_does(trainers: list[Trainer], lanes: int, start_order: list[int] | None = None) -> float:
     """Seconds to train `trainers` as a page does: one LiveRun on a quiet server's two slots, `lanes` models at a
-    time (the pages' runs of several models have 2: gla_core.session.LiveRun)."""
+    time (the pages' runs of several models have 2: gla_core.session.LiveRun), started in `start_order`."""
     start = time.perf_counter()
-    run = LiveRun(trainers, TrainingSlots(2), max_active_seconds=3600.0, lanes=lanes).start()
+    run = LiveRun(trainers, TrainingSlots(2), max_active_seconds=3600.0, lanes=lanes, start_order=start_order).start()
     if not run.join(3600.0) or any(trainer.snapshot().status != Status.FINISHED for trainer in trainers):
         raise RuntimeError("a benchmark run did not finish")
     return time.perf_counter() - start
@@ -86,7 +86,8 @@ def depth_run(trainer_class: type[Trainer], seed: int, lanes: int) -> dict:
     analytic = solve(spec)
     trainers = [trainer_class(spec, TrainConfig(gating=gating, layers=layers, seed=seed, **DEPTH_TRAINING),
                               analytic=analytic) for layers in DEPTHS]
-    seconds = train_as_the_page_does(trainers, lanes)
+    # two at a time in the page's order; one at a time in depth order, as the page trained them before
+    seconds = train_as_the_page_does(trainers, lanes, depth_start_order(list(DEPTHS)) if lanes == 2 else None)
     models = []
     for layers, trainer in zip(DEPTHS, trainers):
         final, target = trainer.snapshot(), targets[layers - 1]

@@ -134,10 +134,11 @@ class _Turn:
 class LiveRun:
     """One or more trainers run in the background, with pause, step, resume and stop.
 
-    Trainers start in order. A run computes while it holds one of the process-wide TrainingSlots, taken in
-    line as the run itself. A run of several models with `lanes=2` also trains the next model beside the
-    current one on a spare slot: taken only while a slot is free and nobody waits in line (so on a quiet
-    server the Depth page's four models share both cores: 1.5-1.6x as fast), and given back at that model's
+    Trainers start in order, or in `start_order` (their indices) where the caller knows which order ends sooner on
+    two lanes. A run computes while it holds one of the process-wide TrainingSlots, taken in line as the run
+    itself. A run of several models with `lanes=2` also trains the next model beside the current one on a spare
+    slot: taken only while a slot is free and nobody waits in line (so on a quiet server the Depth page's four
+    models share both cores: 1.5-1.6x as fast), and given back at that model's
     next step once somebody does (it then waits, paused between two steps, for the run's own slot). When a
     model ends, the one on the spare slot moves onto the run's slot, and the spare is free again.
     A step budget (pause after that many steps) is for a run of one lane.
@@ -145,13 +146,18 @@ class LiveRun:
 
     def __init__(self, trainers: Sequence[Trainer], slots: TrainingSlots, max_active_seconds: float,
                  step_budget: int | None = None, on_trainer_finished: Callable[[Trainer], None] | None = None,
-                 group=None, lanes: int = 1):
+                 group=None, lanes: int = 1, start_order: Sequence[int] | None = None):
         if not trainers:
             raise ValueError("trainers: give at least one trainer")
         if lanes not in (1, 2) or (lanes == 2 and step_budget is not None):
             raise ValueError(f"lanes: must be 1, or 2 without a step budget, got {lanes}")
+        if start_order is not None and sorted(start_order) != list(range(len(trainers))):
+            raise ValueError(f"start_order: must order the trainers' indices 0 to {len(trainers) - 1}, "
+                             f"got {list(start_order)}")
         self.id = next(_run_ids)
         self.trainers = list(trainers)
+        # The trainers' indices in the order they start (the trainers themselves stay in the caller's order)
+        self.start_order = list(start_order) if start_order is not None else list(range(len(self.trainers)))
         self.max_active_seconds = max_active_seconds
         self.reason = ""                  # why the run ended early, when the trainers cannot tell
         self.limit_reasons: dict[int, str] = {}   # trainer index -> why the time limit stopped that model
@@ -173,7 +179,7 @@ class LiveRun:
 
     def start(self) -> "LiveRun":
         with self._condition:
-            for index in range(self.lanes):
+            for index in self.start_order[:self.lanes]:
                 self._start_locked(index)
         return self
 
@@ -380,7 +386,7 @@ class LiveRun:
                 on_spare.claim, turn.claim = self, None
             self._release(turn)
             turn.finished = True
-            following = next((later for later, other in enumerate(self._turns) if not other.started), None)
+            following = next((later for later in self.start_order if not self._turns[later].started), None)
             if following is not None and not self._stopped:
                 self._start_locked(following)
             # Ended once no model trains (after a stop, the models not started never start)

@@ -342,6 +342,15 @@ OVERLAY_TRAINING = {"steps": 70, "eval_every": 35}
 DEPTH_TRAINING = {"eval_every": 10}
 
 
+def depth_start_order(depths: list[int]) -> list[int]:
+    """The order the Depth page starts its models in, as indices into `depths` (ascending layer counts): the two
+    shallowest first, so their results show at once, then the others deepest first. Two at a time (LiveRun's
+    lanes), the deepest then trains beside the rest and both lanes end together: 1, 2, 4, 3 ends 13-16% sooner
+    than 1, 2, 3, 4, as soon as 4, 3, 2, 1 (docs/benchmarks.md)."""
+    order = sorted(range(len(depths)), key=depths.__getitem__)
+    return order[:2] + order[2:][::-1]
+
+
 def sweep_specs(base: dict, kind: str) -> tuple[list, list[dict], str]:
     """One setting of a spec dict swept (SWEEPS): the x values (labels for "examples" and "order"), the
     spec dicts in the same order (not yet validated), and the x axis's title.

@@ -56,11 +56,12 @@ def flag_live_runs() -> None:
 
 
 def start_run(purpose: str, jobs: list[tuple[PromptSpec, TrainConfig]], tag: Any = None,
-              step_budget: int | None = None, post_to_board: bool = True) -> LiveRun:
-    """Start a background run that trains one model per (spec, config) job, in order (two at a time when
-    a slot is free), in place of this session's run for `purpose`. Each model that completes its steps goes
-    to the result_store, for every session to reuse (see resources.keep_result), and, when this session has
-    joined a class and post_to_board is set, to the class board."""
+              step_budget: int | None = None, post_to_board: bool = True,
+              start_order: list[int] | None = None) -> LiveRun:
+    """Start a background run that trains one model per (spec, config) job, in order or in `start_order` (the
+    jobs' indices; two at a time when a slot is free), in place of this session's run for `purpose`. Each model
+    that completes its steps goes to the result_store, for every session to reuse (see resources.keep_result),
+    and, when this session has joined a class and post_to_board is set, to the class board."""
     membership = board.joined_class() if post_to_board else None   # read here: session state is this thread's
 
     def finished(trainer: Trainer) -> None:
@@ -70,7 +71,8 @@ def start_run(purpose: str, jobs: list[tuple[PromptSpec, TrainConfig]], tag: Any
     trainers = [Trainer(spec, config, analytic=analytic_for(spec.to_json())) for spec, config in jobs]
     # Several models train two at a time while the server has a slot nobody else waits for (LiveRun's lanes)
     run = LiveRun(trainers, training_slots(), host_limits().max_seconds, step_budget=step_budget,
-                  on_trainer_finished=finished, group=browser_id(), lanes=1 if step_budget is not None else 2)
+                  on_trainer_finished=finished, group=browser_id(), lanes=1 if step_budget is not None else 2,
+                  start_order=start_order)
     session_runs().replace(purpose, run, tag)
     return run.start()
 

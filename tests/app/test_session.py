@@ -5,7 +5,7 @@ import time
 import pytest
 
 from gla_core.session import LiveRun, Phase, ResultStore, TrainingSlots
-from gla_core.spec import default_spec
+from gla_core.spec import default_spec, depth_start_order
 from gla_core.theory import solve
 from gla_core.train import TrainConfig, Trainer
 
@@ -121,6 +121,25 @@ def test_trainers_run_in_order_and_each_is_reported():
     assert run.join(WAIT)
     assert finished == [1, 2]
     assert all(trainer.snapshot().status == "finished" for trainer in trainers)
+
+
+def test_trainers_start_in_the_start_order_given_and_a_wrong_order_is_refused():
+    finished = []
+    trainers = [tiny_trainer(layers=layers) for layers in (1, 2, 3, 4)]
+    run = LiveRun(trainers, TrainingSlots(1), max_active_seconds=WAIT, start_order=[0, 1, 3, 2],
+                  on_trainer_finished=lambda trainer: finished.append(trainer.config.layers)).start()
+    assert run.join(WAIT)
+    assert finished == [1, 2, 4, 3]                  # one slot: each ends before the next starts
+    assert run.trainers == trainers                  # the trainers keep the caller's order
+    for wrong in ([0, 1, 2], [0, 1, 2, 2], [1, 2, 3, 4]):
+        with pytest.raises(ValueError, match="start_order"):
+            LiveRun(trainers, TrainingSlots(1), max_active_seconds=WAIT, start_order=wrong)
+
+
+def test_the_depth_page_starts_the_two_shallowest_first_then_the_deepest():
+    assert depth_start_order([1, 2, 3, 4]) == [0, 1, 3, 2]
+    assert depth_start_order([2, 3, 4]) == [0, 1, 2]
+    assert depth_start_order([3]) == [0]
 
 
 def test_stop_skips_the_trainers_not_started():

@@ -31,9 +31,10 @@ its keys and queries only set its step size, which starts near the best one and 
 Early stop (TrainConfig.patience > 0, off by default and whenever a fixed number of steps is asked for):
 the run ends once `patience` live evaluations in a row have not improved on the best live test risk by
 more than that evaluation's standard error; the result says at which step and why (`early_stop`). A live
-risk's standard error (1024 prompts: 0.5% of the risk on one layer, 2-3% on the depth preset's deeper models)
-is larger than what the slow last stretch of a run gains in 15 steps, so with patience 3-4 a run stops 1-3%
-short of its target on one layer and up to 30% short on 2-4 layers (docs/benchmarks.md): the app keeps it off.
+risk's standard error (LIVE_EVAL_PROMPTS: about 1% of the risk on one layer, 10-15% on the depth preset's deeper
+models) is larger than what the slow last stretch of a run gains in 15 steps, so with patience 3-4 a run stops
+1-3% short of its target on one layer and up to 30% short on 2-4 layers (docs/benchmarks.md, measured with live
+points of 1024 prompts): the app keeps it off.
 """
 from __future__ import annotations
 
@@ -67,11 +68,12 @@ TRAJECTORY_BYTES = 16 * 2**20
 DIVERGENCE_FACTOR = 10.0    # test risk this many times the zero predictor's risk counts as divergence
 TEST_SET_FLOATS = 8_000_000  # memory budget of the held-out tokens (32 MB in float32)
 # Evaluations during a run read the first LIVE_EVAL_PROMPTS held-out prompts, the final one all of them:
-# a live point then costs about as much as two training steps, while the final test risk gets the
-# whole set's precision (default preset: standard error about 0.9% of the risk on 2048 prompts, 0.4% on 8192).
-# Live points come every 5 steps (eval_every), so a replay of the default 100 steps has 21 frames; at
-# 1024 prompts each they cost what 2048 prompts every 10 steps did.
-LIVE_EVAL_PROMPTS = 1024
+# a live point then costs about one training step (the depth preset's 4-layer model: 13 ms against 15), while the
+# final test risk gets the whole set's precision. Standard errors of a trained model's risk on 512 / 1024 / all
+# 8192 prompts: default preset 1.3 / 0.9 / 0.4% of the risk; depth preset, 2 layers 12 / 9 / 2.8%, 4 layers
+# 15 / 12 / 3.6%. Live points come every 5 steps (eval_every), so a replay of the default 100 steps has 21 frames.
+# At 1024 prompts the Depth page's four models took 6% longer (docs/benchmarks.md).
+LIVE_EVAL_PROMPTS = 512
 # Prompts per forward pass at evaluation, counted as B * T * T: passes that fit the CPU's caches are
 # 2-2.5x as fast as one big pass (8192 prompts of the default preset: 65 ms against 169 ms).
 EVAL_CHUNK_FLOATS = 1_000_000

@@ -183,7 +183,7 @@ def test_a_run_waiting_behind_another_shows_its_place_once_and_the_page_as_befor
 
 
 def test_the_url_flags_a_live_run_and_a_page_that_lost_its_run_says_so():
-    at = open_page("playground", steps="300", batch="16", seed="13")   # long enough to be alive at the next page run
+    at = open_page("playground", steps="2000", batch="16", seed="13")  # long enough to be alive at the next page run
     assert lab_ui.LIVE_RUN_PARAM not in at.query_params
     click(at, "Train")
     assert at.query_params.get(lab_ui.LIVE_RUN_PARAM) in ("1", ["1"])     # while the run lives

@@ -55,7 +55,8 @@ class TrainingSlots:
     Owners are any hashable objects (LiveRuns), each of a `group` (its browser: tabs of one browser share a
     group; None: a group of its own). try_take() joins the line and takes a slot when one is free and the
     owner is the first in line whose group holds no slot (or simply first, when every owner waiting is of a
-    group that already computes); leave() gives the slot back or leaves the line. Thread-safe.
+    group that already computes); leave() gives the slot back or leaves the line, and calls the `wake` of
+    the owner that may now take it (given to try_take). Thread-safe.
     """
 
     def __init__(self, capacity: int):
@@ -65,15 +66,21 @@ class TrainingSlots:
         self._lock = threading.Lock()
         self._holders: dict = {}         # owner -> group
         self._line: list = []            # (owner, group) waiting, in the order they came
+        self._wakes: dict = {}           # owner waiting -> what tells it a slot is free (try_take's wake)
 
-    def try_take(self, owner, group=None) -> bool:
+    def try_take(self, owner, group=None, wake: Callable[[], None] | None = None) -> bool:
+        """Take a slot, or join the line (and keep `wake`, called without this lock held when the slot may be
+        the owner's: so a slot given back is taken at once rather than at the owner's next look)."""
         with self._lock:
             if owner in self._holders:
                 return True
             if owner not in (waiting for waiting, _ in self._line):
                 self._line.append((owner, group))
+                if wake is not None:
+                    self._wakes[owner] = wake
             if len(self._holders) < self.capacity and self._next_locked() == owner:
                 self._line = [(waiting, g) for waiting, g in self._line if waiting != owner]
+                self._wakes.pop(owner, None)
                 self._holders[owner] = group
                 return True
             return False
@@ -100,6 +107,11 @@ class TrainingSlots:
         with self._lock:
             self._holders.pop(owner, None)
             self._line = [(waiting, group) for waiting, group in self._line if waiting != owner]
+            self._wakes.pop(owner, None)
+            following = self._next_locked() if len(self._holders) < self.capacity else None
+            wake = self._wakes.get(following)
+        if wake is not None:
+            wake()
 
     def waiting(self) -> int:
         with self._lock:
@@ -338,11 +350,21 @@ class LiveRun:
     def _try_claim(self, turn: _Turn) -> bool:
         """Take the run's own slot (in line) if no other model of it holds it, else a spare one if free."""
         if not any(other.claim is self for other in self._turns):
-            if self._slots.try_take(self, self.group):
+            if self._slots.try_take(self, self.group, wake=self._slot_free):
                 self._take(turn, self)
         elif self.lanes > 1 and self._slots.try_take_spare(self._spare, self.group):
             self._take(turn, self._spare)
         return turn.claim is not None
+
+    def _slot_free(self) -> None:
+        """TrainingSlots says a slot may be this run's now: wake its waiting trainer. Never blocks (the slots call
+        it while the run giving the slot back holds its own lock); if this run's lock is busy, its trainer finds
+        the slot at its next look, within SLOT_POLL_SECONDS."""
+        if self._condition.acquire(blocking=False):
+            try:
+                self._condition.notify_all()
+            finally:
+                self._condition.release()
 
     def _before_step(self, index: int) -> None:
         """Block until this step of trainer `index` may run: not paused, a slot held. Returns at once after a
@@ -414,3 +436,4 @@ class ResultStore:
             self._results.move_to_end(key)
             while len(self._results) > self.capacity:
                 self._results.popitem(last=False)
+

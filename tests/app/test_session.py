@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from gla_core import session
 from gla_core.session import LiveRun, Phase, ResultStore, TrainingSlots
 from gla_core.spec import default_spec, depth_start_order
 from gla_core.theory import solve
@@ -75,6 +76,31 @@ def test_a_slot_freed_by_another_run_is_taken():
     slots.leave("another run")
     assert run.join(WAIT) and run.current.snapshot().status == "finished"
     assert slots.try_take("a third run"), "the slot is given back at the end"
+
+
+def test_a_slot_given_back_wakes_the_owner_it_goes_to_and_no_other():
+    slots, woken = TrainingSlots(1), []
+    assert slots.try_take("a")
+    for owner in "bc":
+        assert not slots.try_take(owner, wake=lambda owner=owner: woken.append(owner))
+    slots.leave("a")
+    assert woken == ["b"]                             # c is not next: it is not woken
+    assert slots.try_take("b") and not slots.try_take("c")
+    slots.leave("b")
+    assert woken == ["b", "c"]
+
+
+def test_a_waiting_run_takes_a_freed_slot_without_waiting_for_its_next_look(monkeypatch):
+    monkeypatch.setattr(session, "SLOT_POLL_SECONDS", 10 * WAIT)    # it would look again only after the test
+    slots = TrainingSlots(1)
+    slots.try_take("another run")
+    run = LiveRun([tiny_trainer()], slots, max_active_seconds=WAIT).start()
+    deadline = time.monotonic() + WAIT
+    while slots.waiting() == 0 and time.monotonic() < deadline:     # in line, waiting on its own
+        run.join(0.01)
+    run.join(0.2)
+    slots.leave("another run")
+    assert run.join(WAIT) and run.current.snapshot().status == "finished"
 
 
 def test_slots_serve_runs_in_the_order_they_came():

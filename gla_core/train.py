@@ -417,8 +417,12 @@ class Trainer:
         for name, parameter in self.model.named_parameters():
             if parameter.requires_grad:
                 groups[name.split(".")[-2]].append(parameter)       # layers.0.Wg.bias -> Wg
+        # fused: one kernel per group. On CPU torch's default is a Python loop over the parameters (about 10 calls
+        # each), which in a busy server waits for the interpreter lock at every call: it took 37% of a class's
+        # training threads' time holding that lock. Alone: the Depth page's four models 2.83 -> 2.68 s.
         optimizer = torch.optim.Adam([{"params": groups[kind], "lr": self.config.lr * factor, "kind": kind}
-                                      for kind, factor in factors.items() if groups[kind]], betas=plan.betas)
+                                      for kind, factor in factors.items() if groups[kind]], betas=plan.betas,
+                                     fused=True)
         steps = self.config.steps
         decay_steps = steps * (1 - plan.hold_fraction)
         schedule = torch.optim.lr_scheduler.LambdaLR(

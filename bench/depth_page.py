@@ -25,7 +25,7 @@ import time
 import numpy as np
 import torch
 
-from gla_core import gla, train
+from gla_core import train
 from gla_core.causal_wpgd import causal_wpgd_targets
 from gla_core.gla import GLAModel
 from gla_core.session import LiveRun, TrainingSlots
@@ -38,13 +38,17 @@ OVERLAY_SIZES = (1, 2, 4, 8, 16, 32, 64)
 OVERLAY_POINTS = 5
 
 
+# The auto rule's parallel form for scalar gates then: prompts up to 64 tokens (gla.PARALLEL_MAX_TOKENS now has 0)
+BEFORE_PARALLEL_MAX_TOKENS = {"none": 96, "scalar": 64, "vector": 0}
+
+
 class BeforeDepthTargets(Trainer):
     """The trainer as it was before deeper models were trained to their L-step targets: every depth on the
     one-layer recipe, and the hidden layers in the parallel form wherever the prompt is short."""
 
     def initial_model(self) -> GLAModel:
         model = super().initial_model()
-        if self.spec.num_tokens <= gla.PARALLEL_MAX_TOKENS[self.config.gating]:
+        if self.spec.num_tokens <= BEFORE_PARALLEL_MAX_TOKENS[self.config.gating]:
             parallel = GLAModel(dataclasses.replace(model.config, form="parallel"))
             parallel.load_state_dict(model.state_dict())
             return parallel

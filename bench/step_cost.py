@@ -5,7 +5,8 @@ Same shapes, same weights, float32. Three forms compute every position's output 
 column, `model`, is what training runs: the model's prediction, with the form it picks for the hidden
 layers and only the query's output in the last layer. The ratio reference / form is the speed-up;
 time(2048) / time(128) shows how a form grows with the prompt (16 is linear). The loop at 2048 tokens
-takes seconds, so long prompts get few repeats.
+takes seconds, so long prompts get few repeats. Every form runs with denormal numbers flushed to zero, as a
+training run computes (gla_core.train.denormals_flushed).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import statistics
 import torch
 
 from gla_core.gla import GLAConfig, GLAModel
+from gla_core.train import denormals_flushed
 
 from .timing import median_seconds, synchronised
 
@@ -68,6 +70,11 @@ def time_forms(gating: str, layers: int, num_tokens: int, device: torch.device) 
 
 
 def run(device: torch.device, quick: bool) -> dict:
+    with denormals_flushed():
+        return _run(device, quick)
+
+
+def _run(device: torch.device, quick: bool) -> dict:
     lengths = (32, 512) if quick else (32, 128, 512, 2048)
     layer_counts = (1,) if quick else (1, 4)
     rows = []

@@ -38,6 +38,7 @@ points of 1024 prompts): the app keeps it off.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -323,6 +324,20 @@ def _keep_freed_memory_for_reuse() -> None:
         mallopt(M_MMAP_THRESHOLD, OWN_MAPPING_BYTES)
 
 
+@contextlib.contextmanager
+def denormals_flushed():
+    """This thread's floating point flushes denormal numbers (below 1.2e-38 in float32) to zero while a run computes.
+    A model trained on the query's output alone sends gradients back through gate products that reach that range
+    on long prompts, and on x86 every operation on a denormal takes many times as long: a 4-layer step with vector
+    gates at 2048 tokens took 337 ms with them, 135 ms flushed. Nothing a run reports moves (the presets' final risks
+    are the same to the last digit)."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def _give_freed_memory_back() -> None:
     """Hand the C heap's free pages back to the system (glibc's malloc_trim). A run's activations are
     freed after every step, but glibc keeps the pages for reuse: the largest run left its process 640 MB
@@ -500,8 +515,13 @@ class Trainer:
 
     # ------------------------------------------------------------ the loop
     def run(self) -> Snapshot:
-        config = self.config
+        """Train to the end (or a stop, divergence or the time limit); the final snapshot."""
         _keep_freed_memory_for_reuse()
+        with denormals_flushed():
+            return self._run()
+
+    def _run(self) -> Snapshot:
+        config = self.config
         self.before_step()        # step 1's turn: a front end may hold the run here before anything is computed
         if self.stop_requested.is_set():
             self._publish(status=Status.STOPPED, reason="stopped before the first step")

@@ -122,6 +122,20 @@ def test_before_step_is_each_steps_turn_and_nothing_is_computed_before_the_first
     assert trainer.evaluate()["test_mse"] == pytest.approx(final.test_mse, rel=1e-6)
 
 
+def test_a_run_flushes_denormal_numbers_while_it_computes_and_only_then():
+    # A denormal float32 times 1 stays itself, unless the thread flushes denormals to zero (as a run does: on x86
+    # each operation on one costs many times a normal one's)
+    def times_one() -> float:
+        return float(torch.tensor(1e-39, dtype=torch.float32) * 1.0)
+
+    trainer = Trainer(SPEC, TrainConfig(steps=3, eval_every=3, test_size=256), analytic=ANALYTIC)
+    inside = []
+    trainer.before_step = lambda: inside.append(times_one())
+    assert trainer.run().status == "finished"
+    assert inside == [0.0, 0.0, 0.0]
+    assert times_one() == pytest.approx(1e-39, rel=1e-3)
+
+
 def test_a_run_stopped_during_its_first_turn_computes_nothing():
     trainer = Trainer(SPEC, TrainConfig(steps=12, test_size=512), analytic=ANALYTIC)
     trainer.before_step = trainer.stop_requested.set

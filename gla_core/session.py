@@ -123,6 +123,11 @@ class TrainingSlots:
             owners = [waiting for waiting, _ in self._line]
             return owners.index(owner) if owner in owners else 0
 
+    def free(self) -> bool:
+        """A slot is free now."""
+        with self._lock:
+            return len(self._holders) < self.capacity
+
     def holders(self) -> list:
         with self._lock:
             return list(self._holders)
@@ -221,6 +226,11 @@ class LiveRun:
         """The models started and not finished, in order (two while a spare slot is in use)."""
         with self._condition:
             return [trainer for trainer, turn in zip(self.trainers, self._turns) if turn.started and not turn.finished]
+
+    def about_to_start(self) -> bool:
+        """Waiting, but first in line with a slot free: its trainer takes the slot within moments (a run just
+        started, or just resumed, on a server with a core to spare)."""
+        return self.phase == Phase.WAITING and self.runs_ahead() == 0 and self._slots.free()
 
     def runs_ahead(self) -> int:
         """While waiting for a slot: how many runs are in line before this one."""

@@ -167,8 +167,9 @@ def live_panel(run: LiveRun | None, draw: PanelDraw) -> None:
 
 
 def ends_soon(run: LiveRun) -> bool:
-    """Training, and expected to pause or end within NEAR_END_SECONDS, or without a step yet to tell."""
-    if run.phase != Phase.RUNNING:
+    """Training (or taking a free slot now), and expected to pause or end within NEAR_END_SECONDS, or without a
+    step yet to tell."""
+    if run.phase != Phase.RUNNING and not run.about_to_start():
         return False
     left = run.seconds_left()
     return bool(np.isnan(left) or left <= NEAR_END_SECONDS)
@@ -209,11 +210,10 @@ def status_line(run: LiveRun) -> None:
     trainer = run.current
     snapshot = trainer.snapshot()
     phase = run.phase
+    starting = phase == Phase.WAITING and run.about_to_start()   # taking a free slot now: no wait to speak of
     training = run.training() if phase == Phase.RUNNING else []
-    numbers = [run.trainers.index(model) + 1 for model in training] or [run.trainers.index(trainer) + 1]
-    position = (f" (model{'s' if len(numbers) > 1 else ''} {' and '.join(map(str, numbers))} of {len(run.trainers)})"
-                if len(run.trainers) > 1 else "")
-    if phase == Phase.WAITING:
+    position = _models_position(run, training or [trainer])
+    if phase == Phase.WAITING and not starting:
         capacity, ahead = host_limits().max_concurrent_runs, run.runs_ahead()
         line = f"{ahead} run{'s' if ahead != 1 else ''} ahead of yours" if ahead else "yours is next"
         wait = run.wait_estimate()
@@ -224,10 +224,11 @@ def status_line(run: LiveRun) -> None:
         return
     fraction = snapshot.step / max(snapshot.total_steps, 1)
     seconds = run.active_seconds()
-    if phase == Phase.RUNNING:
+    if phase == Phase.RUNNING or starting:
         left = seconds / snapshot.step * (snapshot.total_steps - snapshot.step) if snapshot.step else float("nan")
         limit_left = run.max_active_seconds - seconds     # the host's time limit stops the model sooner
-        when = ("estimating time left" if not np.isfinite(left) else f"about {left:.0f} s left" if left <= limit_left
+        when = ("starting" if starting else "estimating time left" if not np.isfinite(left)
+                else f"about {left:.0f} s left" if left <= limit_left
                 else f"the time limit stops it in about {max(limit_left, 0):.0f} s")
         steps = " and ".join(str(model.snapshot().step) for model in training) or str(snapshot.step)
         text = f"Training{position}: step{'s' if len(training) > 1 else ''} {steps} of {snapshot.total_steps} · {when}"
@@ -237,6 +238,14 @@ def status_line(run: LiveRun) -> None:
     else:
         text = f"{ended_status(run, snapshot)} · {snapshot.step} steps in {seconds:.1f} s of training"
     st.progress(min(fraction, 1.0), text=text)
+
+
+def _models_position(run: LiveRun, models: list) -> str:
+    """' (models 1 and 2 of 4)' for a run of several models, '' for a run of one."""
+    if len(run.trainers) == 1:
+        return ""
+    numbers = [run.trainers.index(model) + 1 for model in models]
+    return f" (model{'s' if len(numbers) > 1 else ''} {' and '.join(map(str, numbers))} of {len(run.trainers)})"
 
 
 def ended_status(run: LiveRun, snapshot: Snapshot) -> str:

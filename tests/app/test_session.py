@@ -320,3 +320,19 @@ def test_a_run_ends_soon_before_its_first_step_and_near_its_end_not_in_a_long_st
     assert paused.wait_until_not_running(WAIT) and paused.phase == Phase.PAUSED and not ends_soon(paused)
     paused.stop()
     paused.join(WAIT)
+
+
+def test_a_run_not_yet_started_is_about_to_start_only_with_a_slot_free_and_nobody_ahead():
+    from lab_ui.runs import ends_soon
+
+    slots = TrainingSlots(1)
+    assert LiveRun([tiny_trainer()], slots, max_active_seconds=WAIT).about_to_start()   # nobody holds the slot
+    slots.try_take("another run")
+    run = LiveRun([tiny_trainer()], slots, max_active_seconds=WAIT).start()
+    deadline = time.monotonic() + WAIT
+    while slots.waiting() == 0 and time.monotonic() < deadline:
+        run.join(0.01)
+    assert run.phase == Phase.WAITING and not run.about_to_start() and not ends_soon(run)   # it truly waits
+    run.stop()
+    slots.leave("another run")
+    assert run.join(WAIT)

@@ -308,9 +308,11 @@ def _c_library() -> ctypes.CDLL | None:
 # size an allocation is a fresh mapping of its own. By default both follow the largest block freed so far, so a
 # step's (B, T, T) scores (2 MB on the depth preset) were mapped afresh, and every page faulted in again, at every
 # step: 790-1320 page faults a step, 16-22% of a 4-layer model's step (20.8 -> 16.2 ms; docs/benchmarks.md).
+# 32 MB kept and mappings from 4 MB do as well as 128 / 32 MB (40-100 faults a step) and leave a class's server
+# about 200 MB smaller (the held-out sets, 32 MB each, stay mappings of their own, handed back when freed).
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-KEEP_FREED_BYTES = 128 * 2**20
-OWN_MAPPING_BYTES = 32 * 2**20
+KEEP_FREED_BYTES = 32 * 2**20
+OWN_MAPPING_BYTES = 4 * 2**20
 
 
 @functools.cache

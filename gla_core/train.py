@@ -232,7 +232,8 @@ def training_memory_bytes(spec: PromptSpec, config: TrainConfig) -> int:
     vector gates, 4 layers, batch 128, with every gate at e^-30 saves 1242 MB and peaked at 1522 to 1552 MB
     over its start with glibc's default allocator settings, about 4.7 largest tensors and the 32 MB held-out set
     beyond the saved ones, and at about 1020 MB with the allocator as a run sets it; the estimate is 1897 MB; with
-    its gates open as training starts them the same run peaks at 651 to 699 MB; tests/test_train.py measures it.) A front end refuses runs over its budget before they start (see lab_ui)."""
+    its gates open as training starts them the same run peaks at 651 to 699 MB; tests/test_train.py measures it.)
+    A front end refuses runs over its budget before they start (see lab_ui)."""
     gla = model_config(spec, config)
     saved = _saved_bytes(gla, spec.num_tokens, config.batch)
     backward = BACKWARD_LARGEST_TENSORS * _saved_bytes(gla, spec.num_tokens, config.batch, largest=True)

@@ -25,7 +25,7 @@ import time
 import numpy as np
 import torch
 
-from gla_core import train
+from gla_core import gla, train
 from gla_core.causal_wpgd import causal_wpgd_targets
 from gla_core.gla import GLAModel
 from gla_core.session import LiveRun, TrainingSlots
@@ -38,8 +38,8 @@ OVERLAY_SIZES = (1, 2, 4, 8, 16, 32, 64)
 OVERLAY_POINTS = 5
 
 
-# The auto rule's parallel form for scalar gates then: prompts up to 64 tokens (gla.PARALLEL_MAX_TOKENS now has 0)
-BEFORE_PARALLEL_MAX_TOKENS = {"none": 96, "scalar": 64, "vector": 0}
+# The auto rule then: today's, but scalar gates took the parallel form up to 64 tokens
+BEFORE_PARALLEL_MAX_TOKENS = {**gla.PARALLEL_MAX_TOKENS, "scalar": 64}
 
 
 class BeforeDepthTargets(Trainer):

@@ -446,4 +446,3 @@ class ResultStore:
             self._results.move_to_end(key)
             while len(self._results) > self.capacity:
                 self._results.popitem(last=False)
-

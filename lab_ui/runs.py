@@ -210,7 +210,7 @@ def status_line(run: LiveRun) -> None:
     trainer = run.current
     snapshot = trainer.snapshot()
     phase = run.phase
-    starting = phase == Phase.WAITING and run.about_to_start()   # taking a free slot now: no wait to speak of
+    starting = run.about_to_start()   # waiting, but taking a free slot now: no wait to speak of
     training = run.training() if phase == Phase.RUNNING else []
     position = _models_position(run, training or [trainer])
     if phase == Phase.WAITING and not starting:

@@ -30,6 +30,7 @@ with st.sidebar:
     st.toggle("Teacher mode", key=lab_ui.keys.TEACHER, bind="query-params",
               help="Larger text for a projector, and a choice of controls to hide. The link keeps it.")
 lab_ui.apply_display_mode()
+lab_ui.training_workers()   # started with the first page a server draws, so the first Train finds them ready
 lab_ui.flag_live_runs()
 lab_ui.board.keep_seat()
 page.run()

@@ -158,12 +158,13 @@ class LiveRun:
     models share both cores: 1.5-1.6x as fast), and given back at that model's
     next step once somebody does (it then waits, paused between two steps, for the run's own slot). When a
     model ends, the one on the spare slot moves onto the run's slot, and the spare is free again.
-    A step budget (pause after that many steps) is for a run of one lane.
+    A step budget (pause after that many steps) is for a run of one lane. With `workers`
+    (gla_core.workers.TrainingWorkers) each model computes in a worker process, its thread here taking its turns.
     """
 
     def __init__(self, trainers: Sequence[Trainer], slots: TrainingSlots, max_active_seconds: float,
                  step_budget: int | None = None, on_trainer_finished: Callable[[Trainer], None] | None = None,
-                 group=None, lanes: int = 1, start_order: Sequence[int] | None = None):
+                 group=None, lanes: int = 1, start_order: Sequence[int] | None = None, workers=None):
         if not trainers:
             raise ValueError("trainers: give at least one trainer")
         if lanes not in (1, 2) or (lanes == 2 and step_budget is not None):
@@ -191,8 +192,8 @@ class LiveRun:
         self._turns = [_Turn() for _ in self.trainers]
         for index, trainer in enumerate(self.trainers):
             trainer.before_step = functools.partial(self._before_step, index)
-        self._threads = [TrainingRun(trainer, on_finish=functools.partial(self._trainer_finished, index))
-                         for index, trainer in enumerate(self.trainers)]
+        self._threads = [TrainingRun(trainer, on_finish=functools.partial(self._trainer_finished, index),
+                                     workers=workers) for index, trainer in enumerate(self.trainers)]
 
     def start(self) -> "LiveRun":
         with self._condition:

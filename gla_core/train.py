@@ -684,11 +684,13 @@ def untrained_frame(spec: PromptSpec, config: TrainConfig, analytic: dict | None
 
 class TrainingRun:
     """A Trainer in its own daemon thread; a failure becomes the snapshot's status and reason. Slots and
-    pauses are the trainer's `before_step` hook's business (gla_core.session.LiveRun)."""
+    pauses are the trainer's `before_step` hook's business (gla_core.session.LiveRun). With `workers`
+    (gla_core.workers.TrainingWorkers) the thread follows the trainer computing in a worker process instead."""
 
-    def __init__(self, trainer: Trainer, on_finish: Callable[[Trainer], None] | None = None):
+    def __init__(self, trainer: Trainer, on_finish: Callable[[Trainer], None] | None = None, workers=None):
         self.trainer = trainer
         self.on_finish = on_finish
+        self.workers = workers
         self.thread = threading.Thread(target=self._main, daemon=True)
 
     def start(self) -> "TrainingRun":
@@ -705,7 +707,10 @@ class TrainingRun:
     def _main(self) -> None:
         trainer = self.trainer
         try:
-            trainer.run()
+            if self.workers is not None:
+                self.workers.run(trainer)
+            else:
+                trainer.run()
         except Exception as error:  # the page shows the reason instead of a dead thread
             trainer._publish(status=Status.ERROR, reason=f"{type(error).__name__}: {error}")
         finally:

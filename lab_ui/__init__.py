@@ -1,7 +1,8 @@
 """What every GLA Lab page shares, one job per module:
 
-    resources   process-wide: training slots and their line, the store of finished runs, each session's
-                live runs, cached theory, the background worker for L-step targets
+    resources   process-wide: training slots and their line, the worker processes models train in, the store
+                of finished runs, each session's live runs, cached theory, the background worker for L-step
+                targets
     controls    teacher mode, URL-bound controls (hidden ones included), the student link, the phone check
     settings    the preset, prompt, model and training widgets, and their checks (PromptSpec, TrainConfig)
     runs        starting a run, the button row, the live panel and the words for where a run stands
@@ -24,7 +25,7 @@ from lab_ui.keys import LIVE_RUN_PARAM
 from lab_ui.messages import (against_one_step, compared_with, depth_run_warnings, depth_verdict, gating_wins,
                              layer_list, literal, risk_text, show_invalid, sweep_verdict, theory_metrics)
 from lab_ui.resources import (analytic_for, browser_id, depth_targets, landscape_for, result_key, result_store,
-                              session_runs, training_slots, untrained)
+                              session_runs, training_slots, training_workers, untrained)
 from lab_ui.runs import (POLL_SECONDS, STEP_SIZE, RunButton, RunControls, depth_target_request, ended_status,
                          flag_live_runs, live_panel, start_run, status_line)
 from lab_ui.settings import (CONDITION_CHOICES, GATING_CAPTIONS, SETTING_LABELS, format_corr, parse_matrix,
@@ -40,6 +41,6 @@ __all__ = [
     "prompt_description", "replay_id", "result_key", "result_store", "risk_text", "run_json", "RunButton",
     "RunControls", "session_runs", "SETTING_LABELS", "show_invalid", "start_run", "status_line", "STEP_SIZE",
     "student_link", "sweep_verdict", "teacher_mode", "theory_metrics", "theory_switch", "token_labels", "train_config",
-    "training_sidebar", "training_slots", "untrained", "validated_spec", "weights_csv", "weights_replay",
-    "whole_number",
+    "training_sidebar", "training_slots", "training_workers", "untrained", "validated_spec", "weights_csv",
+    "weights_replay", "whole_number",
 ]

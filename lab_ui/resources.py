@@ -1,6 +1,6 @@
 """What a server process keeps for every session, and what each session keeps for itself: the training
-slots and their line, the store of finished runs, each session's live runs, cached theory, and the
-background worker for L-step targets.
+slots and their line, the worker processes models train in, the store of finished runs, each session's live
+runs, cached theory, and the background worker for L-step targets.
 
 Streamlit re-executes pages, not imported modules: the process-wide settings below are made once.
 """
@@ -23,6 +23,7 @@ from gla_core.limits import host_limits
 from gla_core.session import LiveRun, ResultStore, TrainingSlots
 from gla_core.spec import PromptSpec
 from gla_core.train import Status, TrainConfig, Trainer, untrained_frame
+from gla_core.workers import TrainingWorkers
 
 # torch's thread pool is process-wide, so it is set here, once. One thread per run: the models are
 # tiny (tens of tokens, width ~10), so extra threads only add synchronisation, and on a busy shared
@@ -44,6 +45,13 @@ RESULT_CAPACITY = 256       # finished runs kept for every session to reuse
 def training_slots() -> TrainingSlots:
     """The cap on trainings computing at once in this server process, and its line, shared by every session."""
     return TrainingSlots(host_limits().max_concurrent_runs)
+
+
+@st.cache_resource
+def training_workers() -> TrainingWorkers:
+    """The worker processes models train in (gla_core.workers), one per training slot kept ready: started in the
+    background when the server draws its first page (app.py), so that the first Train does not wait for them."""
+    return TrainingWorkers(keep=host_limits().max_concurrent_runs).prestart()
 
 
 @st.cache_resource

@@ -18,7 +18,7 @@ from gla_core.train import ENDED_BADLY, Snapshot, Status, TrainConfig, Trainer
 from lab_ui import board, keys
 from lab_ui.controls import on_phone
 from lab_ui.resources import (analytic_for, browser_id, depth_targets, depth_targets_pending, keep_result,
-                              session_runs, training_slots)
+                              session_runs, training_slots, training_workers)
 
 STEP_SIZE = 2 * TrainConfig().eval_every  # steps one press of Step trains: it ends on an evaluation
 POLL_SECONDS = 1.0          # how often a page refreshes while its run computes (a refresh costs the trainer CPU)
@@ -72,7 +72,7 @@ def start_run(purpose: str, jobs: list[tuple[PromptSpec, TrainConfig]], tag: Any
     # Several models train two at a time while the server has a slot nobody else waits for (LiveRun's lanes)
     run = LiveRun(trainers, training_slots(), host_limits().max_seconds, step_budget=step_budget,
                   on_trainer_finished=finished, group=browser_id(), lanes=1 if step_budget is not None else 2,
-                  start_order=start_order)
+                  start_order=start_order, workers=training_workers())
     session_runs().replace(purpose, run, tag)
     return run.start()
 

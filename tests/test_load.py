@@ -87,7 +87,7 @@ def _class_trains_at_once(sessions: int, rounds: int, name: str) -> None:
         assert result["health_failures"] == 0, f"{where}: the health check went unanswered under load"
         assert result["cpu_idle_after_close"], f"{where}: the server kept computing after every tab closed"
     if len(results) >= 2:
-        growth = results[-1]["rss_after_mb"] - results[0]["rss_after_mb"]
+        growth = results[-1]["memory_after_mb"] - results[0]["memory_after_mb"]
         assert growth < LEAK_MARGIN_MB, f"memory after each round grew by {growth:.0f} MB over {len(results)} rounds"
     assert harness.unexpected_tracebacks(log) == [], harness.unexpected_tracebacks(log)[:2]
 

@@ -31,14 +31,14 @@ PROBE_FAILURES = 3                     # consecutive health-check failures after
 SERVER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}   # as the image sets them
 
 
-def settled_rss(server: harness.AppServer, seconds: float = 8.0) -> float:
+def settled_memory(server: harness.AppServer, seconds: float = 8.0) -> float:
     """The server's memory once it has been quiet a few seconds (the last of several samples)."""
     deadline = time.monotonic() + seconds
-    rss = server.rss_mb()
+    memory = server.memory_mb()
     while time.monotonic() < deadline:
         time.sleep(1.0)
-        rss = server.rss_mb()
-    return rss
+        memory = server.memory_mb()
+    return memory
 
 
 async def health_latency(server: harness.AppServer) -> float:
@@ -53,15 +53,15 @@ async def run_round(server: harness.AppServer, index: int, sessions: int, run: s
     """`sessions` students open the Playground with the URL settings `run` (each its own seed) and press
     Train at once; sampled every POLL_S until every run has ended (or timeout_s), then the tabs close.
     Returns the round's figures (see the keys) and its samples."""
-    rss_start, threads_start = server.rss_mb(), server.threads()
+    memory_start, threads_start = server.memory_mb(), server.threads()
     students = [Student(server, query=f"{run}&seed={index * 1000 + k}") for k in range(sessions)]
     opened = time.monotonic()
     await asyncio.gather(*(student.open() for student in students))
     open_s = time.monotonic() - opened
-    rss_idle = server.rss_mb()
+    memory_idle = server.memory_mb()
     cpu_before, clicked = server.cpu_seconds(), time.monotonic()
     await asyncio.gather(*(student.click("Train") for student in students))
-    peak, samples, latencies = rss_idle, [], []
+    peak, samples, latencies = memory_idle, [], []
     deadline = time.monotonic() + timeout_s
     last_cpu, last_t = cpu_before, clicked
     probe_failures_in_a_row, restarted_by_probe = 0, False
@@ -70,9 +70,9 @@ async def run_round(server: harness.AppServer, index: int, sessions: int, run: s
         latency = await health_latency(server)
         latencies.append(latency)
         now, cpu = time.monotonic(), server.cpu_seconds()
-        rss = server.rss_mb()
-        peak = max(peak, rss)
-        samples.append({"t": round(now - clicked, 1), "rss_mb": round(rss, 1),
+        memory = server.memory_mb()
+        peak = max(peak, memory)
+        samples.append({"t": round(now - clicked, 1), "memory_mb": round(memory, 1),
                         "server_cores": round((cpu - last_cpu) / (now - last_t), 2),
                         "health_s": round(latency, 2) if latency != float("inf") else None,
                         "training": sum(student.last_status.startswith("Training") for student in students),
@@ -87,7 +87,7 @@ async def run_round(server: harness.AppServer, index: int, sessions: int, run: s
     server_cpu_s = server.cpu_seconds() - cpu_before
     await asyncio.gather(*(student.close() for student in students))
     idle, idle_after_s, _ = await asyncio.to_thread(server.wait_idle, IDLE_TIMEOUT_S)
-    rss_after = await asyncio.to_thread(settled_rss, server)
+    memory_after = await asyncio.to_thread(settled_memory, server)
     finish_s = [student.seen["finished"] - student.clicked_at for student in students if "finished" in student.seen]
     start_s = [student.seen["training"] - student.clicked_at for student in students if "training" in student.seen]
     return {
@@ -109,9 +109,9 @@ async def run_round(server: harness.AppServer, index: int, sessions: int, run: s
         "health_failures": sum(x == float("inf") for x in latencies),
         "liveness_probe_would_restart": restarted_by_probe,
         "disconnected": sum("disconnected" in student.seen for student in students),
-        "rss_start_mb": round(rss_start, 1), "rss_idle_sessions_mb": round(rss_idle, 1),
-        "rss_peak_mb": round(peak, 1), "rss_after_mb": round(rss_after, 1),
-        "idle_session_mb": round((rss_idle - rss_start) / sessions, 2),
+        "memory_start_mb": round(memory_start, 1), "memory_idle_sessions_mb": round(memory_idle, 1),
+        "memory_peak_mb": round(peak, 1), "memory_after_mb": round(memory_after, 1),
+        "idle_session_mb": round((memory_idle - memory_start) / sessions, 2),
         "threads_start": threads_start, "threads_after": server.threads(),
         "cpu_idle_after_close": idle, "cpu_idle_after_s": round(idle_after_s, 1),
         "samples": samples,
@@ -139,11 +139,11 @@ def measure(students: int, rounds: int, slots: int | None = None, name: str | No
         if "finished" not in warm.seen:
             raise RuntimeError(f"the warm-up run did not finish: {warm.seen}, {warm.events[-20:]}")
         server.wait_idle(IDLE_TIMEOUT_S)
-        baseline = settled_rss(server)
+        baseline = settled_memory(server)
         results = []
         for index in range(1, rounds + 1):
             results.append({**asyncio.run(run_round(server, index, students)), "slots": slots,
-                            "baseline_rss_mb": round(baseline, 1)})
+                            "baseline_memory_mb": round(baseline, 1)})
             on_round(results)
         return results, server.log_tail(2_000_000)
 
@@ -162,8 +162,8 @@ def main() -> None:
                 rows.append({key: value for key, value in result.items() if key != "samples"})
                 print(f"{students:8d} {slots:5d}  {result['outcomes']['finished']:8d}  {result['finish_p50_s']!s:>5}  "
                       f"{result['finish_p95_s']!s:>5}  {result['finish_max_s']!s:>5}  {result['health_p95_s']!s:>12}  "
-                      f"{result['health_failures']:13d}  {result['rss_peak_mb']:7.0f}  {result['rss_after_mb']:8.0f}",
-                      flush=True)
+                      f"{result['health_failures']:13d}  {result['memory_peak_mb']:7.0f}  "
+                      f"{result['memory_after_mb']:8.0f}", flush=True)
     (harness.ARTIFACTS / "capacity.json").write_text(json.dumps(rows, indent=2))
 
 

@@ -141,14 +141,50 @@ class AppServer:
         return self.process.pid
 
     def rss_mb(self) -> float:
-        """Resident memory of the server process, MiB."""
+        """Resident memory of the server process alone, MiB."""
         text = Path(f"/proc/{self.pid}/status").read_text()
         return int(re.search(r"^VmRSS:\s+(\d+) kB", text, re.M).group(1)) / 1024
 
+    def processes(self) -> list[int]:
+        """The server's process and its descendants (the fork server and the training workers of
+        gla_core.workers), by pid."""
+        parents = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    pass        # ended while we looked
+        tree, added = {self.pid}, True
+        while added:
+            children = {pid for pid, parent in parents.items() if parent in tree} - tree
+            tree |= children
+            added = bool(children)
+        return sorted(tree)
+
+    def memory_mb(self) -> float:
+        """Memory of the server and its worker processes, MiB: their proportional set sizes summed (a page two of
+        them share counts half to each), so the pages of torch every worker maps count once in all."""
+        total_kb = 0
+        for pid in self.processes():
+            try:
+                text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            except OSError:
+                continue
+            total_kb += int(re.search(r"^Pss:\s+(\d+) kB", text, re.M).group(1))
+        return total_kb / 1024
+
     def cpu_seconds(self) -> float:
-        """User + system CPU time the server process has used so far (all its threads)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        """User + system CPU time the server and its worker processes have used so far (all their threads, and
+        the workers that have ended, through their parents' counts of waited-for children)."""
+        total = 0
+        for pid in self.processes():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += sum(int(field) for field in fields[11:15])
+        return total / CLK_TCK
 
     def threads(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/task"))

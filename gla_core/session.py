@@ -377,9 +377,10 @@ class LiveRun:
             finally:
                 self._condition.release()
 
-    def _before_step(self, index: int) -> None:
-        """Block until this step of trainer `index` may run: not paused, a slot held. Returns at once after a
-        stop, so the trainer's loop reaches its own stop check."""
+    def _before_step(self, index: int) -> int | None:
+        """Block until this step of trainer `index` may run: not paused, a slot held; then return how many more
+        steps are granted before a pause (None: no pause planned). Returns at once after a stop (None), so the
+        trainer's loop reaches its own stop check."""
         turn = self._turns[index]
         with self._condition:
             while not self._stopped:
@@ -406,7 +407,7 @@ class LiveRun:
                 self._set_phase(Phase.RUNNING)
                 if self._budget is not None:
                     self._budget -= 1
-                return
+                return self._budget
 
     def _trainer_finished(self, index: int, trainer: Trainer) -> None:
         if self._on_trainer_finished is not None:

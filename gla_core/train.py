@@ -366,8 +366,9 @@ class Trainer:
         self.train_generator = torch.Generator(self.device).manual_seed(config.seed + 1)
         self._held_out: tuple[Prompts, torch.Tensor] | None = None   # made when first needed (held_out())
         # Called before every step, and may block there: a front end's pause and slot point
-        # (gla_core.session.LiveRun). Nothing is computed before its first call returns.
-        self.before_step: Callable[[], None] = lambda: None
+        # (gla_core.session.LiveRun). Nothing is computed before its first call returns. It may return how many
+        # more steps are granted before a pause (None: none planned): a worker process asks ahead while it may.
+        self.before_step: Callable[[], int | None] = lambda: None
         self._lock = threading.Lock()
         self._snapshot = Snapshot(total_steps=config.steps)
         self.history: list[dict] = []

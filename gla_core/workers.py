@@ -14,8 +14,12 @@ server's Trainer. The server's Trainer keeps its untrained model: readers read s
 One run, over the worker's pipe (pickled tuples):
 1. The server's thread takes step 1's turn itself (`trainer.before_step()`: a run waiting for a training slot holds
    no worker), then takes a worker and sends ("train", spec, config, analytic).
-2. Before each later step the worker sends ("turn",); the server's thread calls `trainer.before_step()` (which may
-   wait: a pause, a slot given to somebody else) and answers whether the trainer was asked to stop.
+2. Each later step's turn: the worker sends ("turn",); the server's thread calls `trainer.before_step()` (which may
+   wait: a pause, a slot given to somebody else) and answers (stop, granted): whether the trainer was asked to stop,
+   and how many more steps are granted before a pause (None: no limit). The worker asks for up to TURNS_AHEAD turns
+   before it needs them, never past the steps granted, so that their answers come while it computes. A Step's pause
+   still comes exactly after its last step (the turn after it is asked for only once that step is done, and its
+   snapshot sent); a stop, the time limit, or a spare slot given back comes at most TURNS_AHEAD steps later.
 3. As it trains the worker sends ("publish", changes), ("record", row) and ("frame", step, evaluation).
 4. At the end: ("ended",), or ("failed", reason) for an exception; a worker that dies ends its run as an error.
 
@@ -45,23 +49,57 @@ from .train import Status, TrainConfig, Trainer
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent   # where `python -m gla_core.workers` finds the package
 
 
+# Turns a worker asks for before it needs them (at most; never past a pause): the server's thread answers each while
+# the worker computes. In a class of 30 the server, busy with the pages, took 7-9 ms on average to answer a turn,
+# about a step (asked for one step ahead, a default run still waited 0.73 s of its 1.9 s for answers).
+TURNS_AHEAD = 4
+
+
 class _WorkerTrainer(Trainer):
     """The worker's copy of a server's Trainer: it computes, and sends what it publishes, records and frames,
-    and asks for each step's turn (the first was taken by the server before the run was sent)."""
+    and asks for its steps' turns, up to TURNS_AHEAD before it needs them (the first was taken by the server)."""
 
-    def __init__(self, connection: Connection, spec: PromptSpec, config: TrainConfig, analytic: dict):
+    def __init__(self, connection: Connection, spec: PromptSpec, config: TrainConfig, analytic: dict,
+                 first_granted: int | None):
         super().__init__(spec, config, analytic=analytic)
         self._connection = connection
-        self._turns = 0
+        self._turn = 0                  # the step whose turn was taken last
+        self.asked = 1                  # the last step whose turn was asked for (the server took the first itself)
+        self._answered = 1              # the last step whose turn's answer was read
+        self._horizon = self._granted_through(1, first_granted)
         self.before_step = self._take_turn
 
-    def _take_turn(self) -> None:
-        self._turns += 1
-        if self._turns == 1:
-            return
-        self._connection.send(("turn",))
-        if self._connection.recv():
+    def _granted_through(self, step: int, granted: int | None) -> float:
+        """The last step that may run without a pause, from `step`'s answer: `granted` more steps (None: no limit)."""
+        return float("inf") if granted is None else step + granted
+
+    def _ask_ahead(self) -> None:
+        """Ask for the turns up to TURNS_AHEAD steps on, never past a pause or the last step."""
+        while self.asked < min(self._turn + TURNS_AHEAD, self._horizon, self.config.steps):
+            self._connection.send(("turn",))
+            self.asked += 1
+
+    def read_answer(self) -> None:
+        """The next turn's answer (turns are answered in order): whether to stop, and how many more steps are
+        granted before a pause."""
+        stop, granted = self._connection.recv()
+        self._answered += 1
+        self._horizon = self._granted_through(self._answered, granted)
+        if stop:
             self.stop_requested.set()
+
+    def _take_turn(self) -> None:
+        self._turn += 1
+        if self._turn == 1:     # taken by the server before it sent the run
+            self._ask_ahead()
+            return
+        if self.asked < self._turn:
+            self._connection.send(("turn",))
+            self.asked = self._turn
+        while self._answered < self._turn:
+            self.read_answer()
+        if not self.stop_requested.is_set():
+            self._ask_ahead()
 
     def _publish(self, **changes) -> None:
         super()._publish(**changes)
@@ -84,16 +122,24 @@ def _worker_main(connection: Connection) -> None:
             message = connection.recv()
         except EOFError:
             return
-        _, spec, config, analytic = message
+        _, spec, config, analytic, first_granted = message
+        trainer = None
         try:
-            trainer = _WorkerTrainer(connection, PromptSpec.from_dict(spec), TrainConfig(**config), analytic)
+            trainer = _WorkerTrainer(connection, PromptSpec.from_dict(spec), TrainConfig(**config), analytic,
+                                     first_granted)
             trainer.run()
+            ending = ("ended",)
         except (EOFError, BrokenPipeError):
             return      # the server went away mid-run
         except Exception as error:   # the server's page shows the reason
-            connection.send(("failed", f"{type(error).__name__}: {error}"))
-        else:
-            connection.send(("ended",))
+            ending = ("failed", f"{type(error).__name__}: {error}")
+        try:
+            # A run that ended early (stopped, diverged, ...) leaves turns asked for: their answers are not the next run
+            while trainer is not None and trainer._answered < trainer.asked:
+                trainer.read_answer()
+            connection.send(ending)
+        except (EOFError, BrokenPipeError):
+            return
 
 
 def _fork_server_main(control: socket.socket) -> None:
@@ -242,14 +288,15 @@ class TrainingWorkers:
     def run(self, trainer: Trainer) -> None:
         """Train `trainer` in a worker, as trainer.run() would in this thread: the same numbers (same seeds), the
         same snapshots, history and frames on `trainer`, and the same before_step turns."""
-        trainer.before_step()     # step 1's turn here: a run waiting for a slot holds no worker
+        granted = trainer.before_step()     # step 1's turn here: a run waiting for a slot holds no worker
         if trainer.stop_requested.is_set():
             trainer._publish(status=Status.STOPPED, reason="stopped before the first step")
             return
         worker = self._take()
         healthy = False
         try:
-            worker.connection.send(("train", trainer.spec.to_dict(), asdict(trainer.config), trainer.analytic))
+            worker.connection.send(("train", trainer.spec.to_dict(), asdict(trainer.config), trainer.analytic,
+                                    granted))
             healthy = self._follow(trainer, worker.connection)
         except (EOFError, OSError):     # the worker died (killed, out of memory): its pipe closed
             trainer._publish(status=Status.ERROR, reason="the training process ended unexpectedly; train again")
@@ -264,8 +311,8 @@ class TrainingWorkers:
             message = connection.recv()
             kind = message[0]
             if kind == "turn":
-                trainer.before_step()
-                connection.send(trainer.stop_requested.is_set())
+                granted = trainer.before_step()
+                connection.send((trainer.stop_requested.is_set(), granted))
             elif kind == "publish":
                 trainer._publish(**message[1])
             elif kind == "record":

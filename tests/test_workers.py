@@ -68,6 +68,7 @@ def test_a_run_in_a_worker_gives_exactly_the_numbers_of_a_run_in_this_thread(wor
 
 
 def test_a_paused_run_keeps_its_model_in_its_worker_and_ends_as_an_unpaused_run(workers):
+    """A Step's pause comes exactly after its last step, though the worker asks for turns ahead."""
     live = LiveRun([small_trainer(seed=3)], TrainingSlots(1), max_active_seconds=WAIT, step_budget=10,
                    workers=workers).start()
     assert live.wait_until_not_running(WAIT)
@@ -75,6 +76,9 @@ def test_a_paused_run_keeps_its_model_in_its_worker_and_ends_as_an_unpaused_run(
     live.grant(5)
     assert live.wait_until_not_running(WAIT)
     assert live.phase == Phase.PAUSED and live.current.snapshot().step == 15
+    live.grant(1)       # granted nothing beyond itself: no turn asked ahead
+    assert live.wait_until_not_running(WAIT)
+    assert live.phase == Phase.PAUSED and live.current.snapshot().step == 16
     live.resume()
     assert live.join(WAIT)
     unpaused = small_trainer(seed=3)
@@ -167,3 +171,19 @@ def test_the_depth_page_models_train_two_at_a_time_in_workers_as_in_threads(work
         in_thread = Trainer(SPEC, config, analytic=ANALYTIC)
         in_thread.run()
         assert_same_run(trainer, in_thread)
+
+
+def test_a_run_that_ends_early_with_a_turn_asked_ahead_leaves_its_worker_ready_for_the_next_run(workers):
+    """A worker asks for the next step's turn before it computes this one; a run that diverges at this step leaves
+    that answer unread. The worker reads it before it says the run ended, so the next run's first message is its
+    own (were it not, the next run would read a turn's answer as its settings)."""
+    diverging = Trainer(SPEC, TrainConfig(lr=10.0, steps=300, batch=16, test_size=128), analytic=ANALYTIC)
+    live = LiveRun([diverging], TrainingSlots(1), max_active_seconds=WAIT, workers=workers).start()
+    assert live.join(WAIT)
+    assert diverging.snapshot().status == Status.DIVERGED and diverging.snapshot().step < 300
+    assert workers.counts()[1] == 0
+    following = small_trainer(seed=2)
+    workers.run(following)
+    in_thread = small_trainer(seed=2)
+    in_thread.run()
+    assert_same_run(following, in_thread)

@@ -251,7 +251,7 @@ def _depth_page(section: dict) -> str:
     """The Depth page's four models against their L-step targets, and the overlay's ten, before and now."""
     depth, overlay = section["depth"], section["overlay"]
     rows = []
-    for name in ("before", "one at a time", "now"):
+    for name in ("before", "one at a time", "two at a time in threads", "now"):
         for row in depth[name]["per_depth"]:
             rows.append([name, str(row["layers"]), _seconds(row["median_seconds"]),
                          f"{row['runs'][0]['target']:.3f} ± {row['runs'][0]['target_se']:.3f}",
@@ -259,26 +259,29 @@ def _depth_page(section: dict) -> str:
         rows.append([name, "all", _seconds(depth[name]["median_seconds"]), "", "", ""])
     overlay_rows = [[name, _seconds(overlay[name]["median_seconds"]),
                      f"{overlay[name]['within_2_percent']}/{overlay[name]['models']}", _percent(overlay[name]["max_gap"])]
-                    for name in ("trainer defaults", "page settings, one at a time", "page settings")]
+                    for name in ("trainer defaults", "page settings, one at a time", "page settings in threads",
+                                 "page settings")]
     return "\n\n".join([
         "## 1b. The Depth page and the overlay, end to end",
         "`python -m bench --only depth_page`. Each set of models trains as the page trains it: one run on a quiet "
-        "server's two training slots, two models at a time (gla_core.session.LiveRun's lanes), or one at a time as "
-        "the pages did before. Depth preset, the page's four models (scalar gates, the trainer's defaults: 100 steps, "
+        "server's two training slots, two models at a time (gla_core.session.LiveRun's lanes) in worker processes "
+        "(gla_core.workers), or in threads, or one at a time as the pages did before. Depth preset, the page's four models (scalar gates, the trainer's defaults: 100 steps, "
         "batch 256; evaluated every 10 steps, gla_core.spec.DEPTH_TRAINING), each against its L-step causal WPGD "
         "target; verdicts as the page gives them (reached: within 2 SE of the difference; short; below), one per "
         "seed; a model's seconds are its own, from its start. *before*: every depth on the one-layer recipe (keys and "
         "queries x0.1, decay from step 0, beta2 0.999) and the parallel form for the hidden layers, one at a time; "
-        "*one at a time*: today's trainer; *now*: today's trainer, two at a time, as the page runs it. Medians over "
+        "*one at a time*: today's trainer; *two at a time in threads*: as the page ran it before its models trained "
+        "in worker processes; *now*: two at a time in two workers, as the page runs it. Medians over "
         f"{section['seeds']} seeds, round-robin in one process: now is x{depth['speedup']:.2f} the speed of before, "
-        f"x{depth['lanes_speedup']:.2f} that of one at a time.",
+        f"x{depth['lanes_speedup']:.2f} that of one at a time, x{depth['workers_speedup']:.2f} that of two threads.",
         _table(["trainer", "layers", "seconds", "target ± SE", "gap to target", "verdicts"], rows),
         "The overlay of the Gating page: its ten models (default preset, examples per task 1, 4, 8, 16, 64; linear "
         "attention and scalar gates) at the trainer's defaults, which the page used before (100 steps, evaluated "
         "every 5), one at a time, and at the page's settings (gla_core.spec.OVERLAY_TRAINING: 70 steps, evaluated at "
-        "steps 35 and 70; the overlay draws final risks only), one at a time and two at a time as the page runs them: "
-        f"the page is x{overlay['speedup']:.2f} the speed of the defaults, x{overlay['lanes_speedup']:.2f} that of "
-        "one at a time; gap: each model's risk against its analytic target, the worst of the ten.",
+        "steps 35 and 70; the overlay draws final risks only), one at a time, two at a time in threads, and two at a "
+        f"time in workers as the page runs them: the page is x{overlay['speedup']:.2f} the speed of the defaults, "
+        f"x{overlay['lanes_speedup']:.2f} that of one at a time, x{overlay['workers_speedup']:.2f} that of two "
+        "threads; gap: each model's risk against its analytic target, the worst of the ten.",
         _table(["settings", "seconds (10 models)", "within 2% of target", "worst gap"], overlay_rows),
         _measured_at(section),
         DEPTH_LEVERS.strip(),

@@ -53,6 +53,9 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent   # where `python -m gla_c
 # the worker computes. In a class of 30 the server, busy with the pages, took 7-9 ms on average to answer a turn,
 # about a step (asked for one step ahead, a default run still waited 0.73 s of its 1.9 s for answers).
 TURNS_AHEAD = 4
+# Workers run at a lower CPU priority than the server, so that the pages, the health check and the answers to the
+# workers' turns get a core first when a class keeps every core busy; training takes what they leave.
+WORKER_NICENESS = 10
 
 
 class _WorkerTrainer(Trainer):
@@ -147,6 +150,7 @@ def _fork_server_main(control: socket.socket) -> None:
     for each byte the server sends on `control`, and sends back that worker's end of a new socket pair (and the
     worker's pid). It holds no threads, so forking it is safe. Ends when the server closes `control`."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)     # ended workers are reaped by the kernel: no zombies
+    os.nice(WORKER_NICENESS)                          # inherited by every worker
     while control.recv(1):
         worker_end, server_end = socket.socketpair()
         pid = os.fork()

@@ -244,6 +244,11 @@ scripts behind the table above):
   on seeds 0-4 the first live point that cleared it was step 90-100, or none. Not done.
 - **The GIL and two lanes**: two 4-layer step loops in two threads lose 9% each; two whole runs (evaluations
   included) 17-27%; in the page's run two at a time, each model takes about 30% longer than alone.
+- **Worker processes** (gla_core.workers, 2026-12-02, a machine on which one model at a time took 9.41 s for the
+  Depth page's four, against 4.51 s the day before): on a quiet server the page's models in two workers against two
+  threads: Depth x1.03 (5.62 / 5.80 s), overlay x1.37 (4.00 / 5.48 s), the same numbers to the last bit. The Depth
+  page is bound by its 4-layer model, which two threads already overlapped well. Where the workers count is a busy
+  server: a class of 30 (docs/deploy.md, capacity) went from p95 31.0-59.5 s to 21.6-24.3 s on this machine.
 """
 
 

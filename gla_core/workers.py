@@ -67,7 +67,7 @@ class _WorkerTrainer(Trainer):
         super().__init__(spec, config, analytic=analytic)
         self._connection = connection
         self._turn = 0                  # the step whose turn was taken last
-        self.asked = 1                  # the last step whose turn was asked for (the server took the first itself)
+        self._asked = 1                 # the last step whose turn was asked for (the server took the first itself)
         self._answered = 1              # the last step whose turn's answer was read
         self._horizon = self._granted_through(1, first_granted)
         self.before_step = self._take_turn
@@ -78,11 +78,17 @@ class _WorkerTrainer(Trainer):
 
     def _ask_ahead(self) -> None:
         """Ask for the turns up to TURNS_AHEAD steps on, never past a pause or the last step."""
-        while self.asked < min(self._turn + TURNS_AHEAD, self._horizon, self.config.steps):
+        while self._asked < min(self._turn + TURNS_AHEAD, self._horizon, self.config.steps):
             self._connection.send(("turn",))
-            self.asked += 1
+            self._asked += 1
 
-    def read_answer(self) -> None:
+    def read_answers_left(self) -> None:
+        """Read the answers to turns asked for and never taken (a run that ended early, stopped or diverged, leaves
+        some), so that the next message the worker reads is the next run."""
+        while self._answered < self._asked:
+            self._read_answer()
+
+    def _read_answer(self) -> None:
         """The next turn's answer (turns are answered in order): whether to stop, and how many more steps are
         granted before a pause."""
         stop, granted = self._connection.recv()
@@ -96,11 +102,11 @@ class _WorkerTrainer(Trainer):
         if self._turn == 1:     # taken by the server before it sent the run
             self._ask_ahead()
             return
-        if self.asked < self._turn:
+        if self._asked < self._turn:
             self._connection.send(("turn",))
-            self.asked = self._turn
+            self._asked = self._turn
         while self._answered < self._turn:
-            self.read_answer()
+            self._read_answer()
         if not self.stop_requested.is_set():
             self._ask_ahead()
 
@@ -137,9 +143,8 @@ def _worker_main(connection: Connection) -> None:
         except Exception as error:   # the server's page shows the reason
             ending = ("failed", f"{type(error).__name__}: {error}")
         try:
-            # A run that ended early (stopped, diverged, ...) leaves turns asked for: their answers are not the next run
-            while trainer is not None and trainer._answered < trainer.asked:
-                trainer.read_answer()
+            if trainer is not None:
+                trainer.read_answers_left()
             connection.send(ending)
         except (EOFError, BrokenPipeError):
             return
@@ -150,6 +155,9 @@ def _fork_server_main(control: socket.socket) -> None:
     for each byte the server sends on `control`, and sends back that worker's end of a new socket pair (and the
     worker's pid). It holds no threads, so forking it is safe. Ends when the server closes `control`."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)     # ended workers are reaped by the kernel: no zombies
+    # Ctrl-C in the server's terminal reaches the whole process group: the server ends, and with it (its pipes
+    # closed) the fork server and the workers, without a traceback of their own each
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(WORKER_NICENESS)                          # inherited by every worker
     while control.recv(1):
         worker_end, server_end = socket.socketpair()
@@ -178,7 +186,7 @@ class _ForkServer:
     def fork(self) -> tuple[Connection, int]:
         """A new worker: the server's end of its pipe, and its pid."""
         with self._lock:
-            for attempt in range(2):
+            for _ in range(2):
                 if self.process is None or self.process.poll() is not None:
                     self._start()
                 try:
@@ -191,6 +199,15 @@ class _ForkServer:
                 self.process.kill()     # not answering: the next attempt starts a new one
                 self.process.wait()
             raise RuntimeError("the training fork server did not start a worker")
+
+    def close(self) -> None:
+        """The fork server ends when its control socket closes (a later fork() starts a new one)."""
+        with self._lock:
+            if self._control is not None:
+                self._control.close()
+            if self.process is not None:
+                self.process.wait(timeout=10)
+            self._control = self.process = None
 
     def _start(self) -> None:
         if self._control is not None:
@@ -208,11 +225,9 @@ class _Worker:
         self.connection, self.pid = fork_server.fork()
 
     def alive(self) -> bool:
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        return not self.connection.closed
+        """Waiting for a run: an idle worker sends nothing, so a pipe with something to read has closed (the worker
+        died)."""
+        return not self.connection.closed and not self.connection.poll()
 
     def close(self) -> None:
         self.connection.close()     # the worker's next read or write fails, and it ends
@@ -246,7 +261,11 @@ class TrainingWorkers:
             with self._lock:
                 if len(self._idle) + len(self._busy) >= self.keep:
                     return
-            worker = _Worker(self._fork_server)
+            try:
+                worker = _Worker(self._fork_server)
+            except (OSError, RuntimeError):
+                return      # a run starts its worker itself, and says why it could not
+
             with self._lock:
                 self._idle.append(worker)
 
@@ -283,11 +302,12 @@ class TrainingWorkers:
             worker.close()
 
     def close(self) -> None:
-        """End the idle workers (busy ones end with their runs' pipes)."""
+        """End the idle workers and the fork server (busy workers end with their runs' pipes)."""
         with self._lock:
             idle, self._idle = self._idle, []
         for worker in idle:
             worker.close()
+        self._fork_server.close()
 
     def run(self, trainer: Trainer) -> None:
         """Train `trainer` in a worker, as trainer.run() would in this thread: the same numbers (same seeds), the

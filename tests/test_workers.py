@@ -187,3 +187,18 @@ def test_a_run_that_ends_early_with_a_turn_asked_ahead_leaves_its_worker_ready_f
     in_thread = small_trainer(seed=2)
     in_thread.run()
     assert_same_run(following, in_thread)
+
+
+def test_a_fork_server_that_died_is_started_again_for_the_next_worker():
+    pool = TrainingWorkers(keep=0)      # every run forks a worker of its own
+    try:
+        first = small_trainer()
+        pool.run(first)
+        pool._fork_server.process.kill()
+        pool._fork_server.process.wait()
+        second = small_trainer()
+        pool.run(second)
+        assert first.snapshot().status == second.snapshot().status == Status.FINISHED
+        assert pool.counts() == (0, 0)
+    finally:
+        pool.close()

@@ -182,6 +182,7 @@ class _ForkServer:
         self._lock = threading.Lock()
         self._control: socket.socket | None = None
         self.process: subprocess.Popen | None = None
+        self.ready = False      # it has forked a worker: it has imported torch, and forks in milliseconds
 
     def fork(self) -> tuple[Connection, int]:
         """A new worker: the server's end of its pipe, and its pid."""
@@ -193,6 +194,7 @@ class _ForkServer:
                     self._control.sendall(b"w")
                     data, fds, _, _ = socket.recv_fds(self._control, 8, 1)
                     if fds:
+                        self.ready = True
                         return Connection(fds[0]), int.from_bytes(data, "little")
                 except OSError:
                     pass
@@ -311,7 +313,16 @@ class TrainingWorkers:
 
     def run(self, trainer: Trainer) -> None:
         """Train `trainer` in a worker, as trainer.run() would in this thread: the same numbers (same seeds), the
-        same snapshots, history and frames on `trainer`, and the same before_step turns."""
+        same snapshots, history and frames on `trainer`, and the same before_step turns.
+
+        In a server's first seconds, while its fork server still imports torch and no worker waits, the run trains
+        in this thread instead: the first Train after a start would otherwise wait for that import (the
+        Playground's progress line showed 1.7 s after the click instead of 0.3 s)."""
+        with self._lock:
+            starting = not self._idle and not self._fork_server.ready
+        if starting:
+            trainer.run()
+            return
         granted = trainer.before_step()     # step 1's turn here: a run waiting for a slot holds no worker
         if trainer.stop_requested.is_set():
             trainer._publish(status=Status.STOPPED, reason="stopped before the first step")

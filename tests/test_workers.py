@@ -29,7 +29,8 @@ def workers():
     split over several threads add in another order, and the same numbers must come out to the last bit."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    pool = TrainingWorkers(keep=2)
+    pool = TrainingWorkers(keep=2).prestart()
+    wait_for(lambda: pool.counts()[0] == 2)     # ready, as a server's workers are once it has drawn a page
     yield pool
     pool.close()
     torch.set_num_threads(threads)
@@ -192,6 +193,8 @@ def test_a_run_that_ends_early_with_a_turn_asked_ahead_leaves_its_worker_ready_f
 def test_a_fork_server_that_died_is_started_again_for_the_next_worker():
     pool = TrainingWorkers(keep=0)      # every run forks a worker of its own
     try:
+        connection, _ = pool._fork_server.fork()     # the fork server up and ready, as after a server's start
+        connection.close()
         first = small_trainer()
         pool.run(first)
         pool._fork_server.process.kill()
@@ -200,5 +203,22 @@ def test_a_fork_server_that_died_is_started_again_for_the_next_worker():
         pool.run(second)
         assert first.snapshot().status == second.snapshot().status == Status.FINISHED
         assert pool.counts() == (0, 0)
+    finally:
+        pool.close()
+
+
+def test_a_run_before_the_fork_server_is_ready_trains_in_this_thread_with_the_same_numbers():
+    pool = TrainingWorkers(keep=0)      # nothing started yet: the first run does not wait for torch's import
+    try:
+        live = LiveRun([small_trainer(seed=4)], TrainingSlots(1), max_active_seconds=WAIT, step_budget=10,
+                       workers=pool).start()
+        assert live.wait_until_not_running(WAIT)
+        assert live.phase == Phase.PAUSED and live.current.snapshot().step == 10   # turns taken once each
+        assert pool._fork_server.process is None, "no fork server was started for it"
+        live.resume()
+        assert live.join(WAIT)
+        in_thread = small_trainer(seed=4)
+        in_thread.run()
+        assert_same_run(live.current, in_thread)
     finally:
         pool.close()

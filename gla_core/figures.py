@@ -6,6 +6,8 @@ lines that matter also differ by dash, so a figure reads in grey too.
 """
 from __future__ import annotations
 
+import copy
+from functools import lru_cache
 from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -96,15 +98,41 @@ def _style(fig: go.Figure, title: str, x_title: str = "", y_title: str = "", hei
     return fig
 
 
+def _subplots(rows: int, cols: int = 1, **options) -> go.Figure:
+    """make_subplots(rows, cols, **options), list options as tuples, made from a copy of the grid built the first
+    time: make_subplots validates every axis and title as it lays them out (14 ms for the Playground's three
+    rows, a third of its live chart's build, at every refresh of every tab); a copy takes 6 ms."""
+    return go.Figure(copy.deepcopy(_subplot_grid(rows, cols, tuple(sorted(options.items())))))
+
+
+@lru_cache(maxsize=64)
+def _subplot_grid(rows: int, cols: int, options: tuple) -> dict:
+    """The empty grid's layout and subplot references, as a plain dict (go.Figure takes it, references and all;
+    a dict, unlike a figure, is only read when copied from several threads at once)."""
+    grid = make_subplots(rows=rows, cols=cols, **{key: list(value) if isinstance(value, tuple) else value
+                                                  for key, value in options})
+    return {"data": [], "layout": grid.layout.to_plotly_json(), "_grid_ref": grid._grid_ref,
+            "_grid_str": grid._grid_str}
+
+
 def _marker(symbol: str, colour: str, size: int) -> dict:
     return {"symbol": symbol, "size": size, "color": colour, "line": {"width": 2, "color": colour}}
 
 
-def _delimiter_lines(fig: go.Figure, example_task: Sequence[int], **where) -> None:
-    """A dotted line between tasks, where the prompt puts a delimiter token."""
+def _delimiter_lines(fig: go.Figure, example_task: Sequence[int], row: int | None = None,
+                     col: int | None = None) -> None:
+    """A dotted line between tasks, where the prompt puts a delimiter token (on the subplot at row, col), across
+    the plot's height. The lines are the shapes add_vline makes, added at once: add_vline looked through the
+    figure's traces again for every line, 2 ms a line, a sixth of a live Playground chart's build."""
+    x_ref, y_ref = "x", "y"
+    if row is not None:
+        subplot = fig.get_subplot(row, col)
+        x_ref, y_ref = (axis.plotly_name.replace("axis", "") for axis in (subplot.xaxis, subplot.yaxis))
     example_task = np.asarray(example_task)
-    for boundary in np.flatnonzero(np.diff(example_task)) + 1:
-        fig.add_vline(x=boundary + 0.5, line={"color": GREY, "dash": "dot", "width": 1}, **where)
+    lines = [{"type": "line", "xref": x_ref, "x0": boundary + 0.5, "x1": boundary + 0.5, "yref": f"{y_ref} domain",
+              "y0": 0, "y1": 1, "line": {"color": GREY, "dash": "dot", "width": 1}}
+             for boundary in np.flatnonzero(np.diff(example_task)) + 1]
+    fig.update_layout(shapes=[*fig.layout.shapes, *lines])
 
 
 def same_gauge(induced: Sequence, target: Sequence) -> np.ndarray:
@@ -203,9 +231,9 @@ def training_replay(example_task: Sequence[int], references: Mapping[str, Sequen
     errors = [frame.get("test_risk_se", float("nan")) for frame in frames]
     cosines = [frame["cosine"] for frame in frames]
     rows = 3 if show_theory else 2
-    fig = make_subplots(rows=rows, cols=1, vertical_spacing=0.12, row_heights=[0.52, 0.3, 0.18][:rows],
-                        subplot_titles=["weight of each in-context example (max |ω| = 1)", "test risk",
-                                        "cosine with the " + QUANTITIES[target_key].label + " weights"][:rows])
+    fig = _subplots(rows, vertical_spacing=0.12, row_heights=(0.52, 0.3, 0.18)[:rows],
+                    subplot_titles=("weight of each in-context example (max |ω| = 1)", "test risk",
+                                    "cosine with the " + QUANTITIES[target_key].label + " weights")[:rows])
     # 1. The weights: the traces every frame updates come first, in this order.
     if per_coordinate:
         moving = [go.Heatmap(z=weights[-1].T, x=np.arange(1, len(target) + 1),
@@ -322,8 +350,8 @@ def weight_maps(example_task: Sequence[int], maps: Mapping[str, Sequence],
                 title: str = "Weight of each example, per key coordinate") -> go.Figure:
     """Per-coordinate weights (QUANTITIES key -> (n, d) weights, max |omega| = 1 per coordinate) as
     heatmaps, one panel each, key coordinates as rows."""
-    fig = make_subplots(rows=len(maps), cols=1, shared_xaxes=True, vertical_spacing=0.12,
-                        subplot_titles=[QUANTITIES[key].label for key in maps])
+    fig = _subplots(len(maps), shared_xaxes=True, vertical_spacing=0.12,
+                    subplot_titles=tuple(QUANTITIES[key].label for key in maps))
     for row, (key, weights) in enumerate(maps.items(), start=1):
         weights = np.asarray(weights, dtype=float)
         fig.add_trace(go.Heatmap(
@@ -351,8 +379,8 @@ def layer_weights(weights_frames: Sequence[Sequence[Sequence]], example_task: Se
 
     frames = [[per_example(layer_weights) for layer_weights in frame] for frame in weights_frames]
     layers = len(frames[-1])
-    fig = make_subplots(rows=layers, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=[f"layer {layer + 1}" for layer in range(layers)])
+    fig = _subplots(layers, shared_xaxes=True, vertical_spacing=0.08,
+                    subplot_titles=tuple(f"layer {layer + 1}" for layer in range(layers)))
     task_of = np.asarray(example_task)
     for layer, weights in enumerate(frames[-1], start=1):
         for bar in _task_bars(example_task, weights, "{}"):
@@ -399,8 +427,8 @@ def gate_values(gates_frames: Sequence[Sequence], token_labels: Sequence[str],
         fig = _style(fig, title, "token (prompt order)", height=160 + 50 * len(last))
         moving = [lambda gates: [go.Heatmap(z=np.stack(gates))], [0]]
     else:
-        fig = make_subplots(rows=len(last), cols=1, shared_xaxes=True, vertical_spacing=0.1,
-                            subplot_titles=[f"layer {layer + 1}" for layer in range(len(last))])
+        fig = _subplots(len(last), shared_xaxes=True, vertical_spacing=0.1,
+                        subplot_titles=tuple(f"layer {layer + 1}" for layer in range(len(last))))
         for layer, layer_gates in enumerate(last, start=1):
             fig.add_trace(go.Heatmap(
                 z=layer_gates.T, x=list(token_labels),

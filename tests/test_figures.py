@@ -2,6 +2,7 @@
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+from plotly.subplots import make_subplots
 
 from gla_core import figures
 from gla_core.spec import PromptSpec, default_spec
@@ -48,6 +49,29 @@ def test_token_weights_colours_bars_by_task_and_marks_delimiters():
     assert np.allclose(np.concatenate([bar.y for bar in bars]), target)
     assert len(traces_named(fig, "best scalar-gated GLA ω")) == 1 and len(traces_named(fig, "optimal WPGD ω")) == 1
     assert len(fig.layout.shapes) == SPEC.num_tasks - 1                    # a line between tasks
+
+
+def test_a_grid_from_the_cache_is_make_subplots_own_and_each_copy_is_its_own():
+    options = {"vertical_spacing": 0.12, "row_heights": [0.52, 0.3, 0.18], "subplot_titles": ["a", "b", "c"]}
+    made = make_subplots(rows=3, cols=1, **options)
+    first = figures._subplots(3, **{key: tuple(value) if isinstance(value, list) else value
+                                    for key, value in options.items()})
+    assert first.to_dict() == made.to_dict()
+    first.add_trace(go.Bar(x=[1], y=[1]), row=3, col=1)       # the copy knows its subplots
+    assert first.data[0].xaxis == "x3" and first.data[0].yaxis == "y3"
+    first.update_layout(title={"text": "changed"})
+    first.update_yaxes(range=[0, 9], row=1, col=1)
+    second = figures._subplots(3, vertical_spacing=0.12, row_heights=(0.52, 0.3, 0.18), subplot_titles=("a", "b", "c"))
+    assert second.to_dict() == made.to_dict()                  # what the first copy changed stays in it
+
+
+def test_delimiter_lines_cross_their_own_subplot_between_tasks():
+    boundaries = [index + 0.5 for index in range(1, SPEC.num_examples) if SPEC.example_task[index] != SPEC.example_task[index - 1]]
+    layers = figures.layer_weights([[np.ones(30), np.ones(30)]], SPEC.example_task)
+    lines = [(shape.xref, shape.yref, shape.x0, shape.x1, shape.y0, shape.y1) for shape in layers.layout.shapes]
+    assert lines == [(x_ref, f"{y_ref} domain", at, at, 0, 1) for x_ref, y_ref in (("x", "y"), ("x2", "y2"))
+                     for at in boundaries]
+    assert all(shape.line.dash == "dot" and shape.line.color == figures.GREY for shape in layers.layout.shapes)
 
 
 def frame(step: int, weights, risk: float = 2.5, cosine: float = 0.9) -> dict:

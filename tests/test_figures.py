@@ -66,7 +66,8 @@ def test_a_grid_from_the_cache_is_make_subplots_own_and_each_copy_is_its_own():
 
 
 def test_delimiter_lines_cross_their_own_subplot_between_tasks():
-    boundaries = [index + 0.5 for index in range(1, SPEC.num_examples) if SPEC.example_task[index] != SPEC.example_task[index - 1]]
+    task = SPEC.example_task
+    boundaries = [index + 0.5 for index in range(1, SPEC.num_examples) if task[index] != task[index - 1]]
     layers = figures.layer_weights([[np.ones(30), np.ones(30)]], SPEC.example_task)
     lines = [(shape.xref, shape.yref, shape.x0, shape.x1, shape.y0, shape.y1) for shape in layers.layout.shapes]
     assert lines == [(x_ref, f"{y_ref} domain", at, at, 0, 1) for x_ref, y_ref in (("x", "y"), ("x2", "y2"))

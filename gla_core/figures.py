@@ -300,21 +300,23 @@ def _frame_caption(frame: Mapping, total_steps: int, show_theory: bool) -> str:
 def _add_replay(fig: go.Figure, frames: Sequence[Mapping], weights: Sequence[np.ndarray], moving_count: int,
                 per_coordinate: bool, show_theory: bool, title: str, total_steps: int) -> None:
     """Plotly animation frames over the moving traces (indices 0 .. moving_count-1), a step slider and
-    Play / Pause / speed buttons, all played by the browser."""
+    Play / Pause / speed buttons, all played by the browser. The frames are plain dicts, validated once as they
+    are set: made as go.Frame and trace objects they were validated twice (a third of a finished run's chart)."""
     task_masks = [trace.x - 1 for trace in fig.data[:moving_count] if isinstance(trace, go.Bar)]
-    markers = [go.Scatter(x=trace.x, y=trace.y) for trace in fig.data[:moving_count]
+    markers = [{"type": "scatter", "x": trace.x, "y": trace.y} for trace in fig.data[:moving_count]
                if isinstance(trace, go.Scatter) and trace.xaxis in (None, "x")]
     animation = []
     for frame, frame_weights in zip(frames, weights):
         if per_coordinate:
-            data = [go.Heatmap(z=frame_weights.T)]
+            data = [{"type": "heatmap", "z": frame_weights.T}]
         else:
-            data = [go.Bar(y=frame_weights[np.asarray(mask, dtype=int)]) for mask in task_masks] + markers
-        data.append(go.Scatter(x=[frame["step"]], y=[frame["test_risk"]]))
+            data = [{"type": "bar", "y": frame_weights[np.asarray(mask, dtype=int)]} for mask in task_masks] + markers
+        data.append({"type": "scatter", "x": [frame["step"]], "y": [frame["test_risk"]]})
         if show_theory:
-            data.append(go.Scatter(x=[frame["step"]], y=[frame["cosine"]]))
-        animation.append(go.Frame(data=data, traces=list(range(moving_count)), name=str(frame["step"]),
-                                  layout={"title": {"text": f"{title} — {_frame_caption(frame, total_steps, show_theory)}"}}))
+            data.append({"type": "scatter", "x": [frame["step"]], "y": [frame["cosine"]]})
+        caption = _frame_caption(frame, total_steps, show_theory)
+        animation.append({"data": data, "traces": list(range(moving_count)), "name": str(frame["step"]),
+                          "layout": {"title": {"text": f"{title} — {caption}"}}})
     fig.frames = animation
     _replay_controls(fig, [frame["step"] for frame in frames], slider_y=-0.12)
     fig.update_layout(margin={"t": 110, "b": 170}, legend={"y": -0.42})
@@ -399,9 +401,10 @@ def layer_weights(weights_frames: Sequence[Sequence[Sequence]], example_task: Se
     if animate and len(frames) > 1:
         tasks = np.unique(task_of)
         # The target's markers ride along in every frame: plotly.js drops a subplot's traces a frame leaves out.
-        markers = [go.Scatter(x=trace.x, y=trace.y) for trace in fig.data[layers * len(tasks):]]
-        fig.frames = [go.Frame(data=[go.Bar(y=weights[task_of == k]) for weights in frame for k in tasks] + markers,
-                               traces=list(range(layers * len(tasks) + len(markers))), name=str(step))
+        # Frames as plain dicts, validated once as they are set (see _add_replay).
+        markers = [{"type": "scatter", "x": trace.x, "y": trace.y} for trace in fig.data[layers * len(tasks):]]
+        fig.frames = [{"data": [{"type": "bar", "y": weights[task_of == k]} for weights in frame for k in tasks]
+                       + markers, "traces": list(range(layers * len(tasks) + len(markers))), "name": str(step)}
                       for frame, step in zip(frames, steps)]
         fig.update_layout(height=fig.layout.height + 170, margin={"t": 130, "b": 170}, legend={"y": -0.3})
         _replay_controls(fig, steps, slider_y=-(110 / (fig.layout.height - 270)))
@@ -425,7 +428,7 @@ def gate_values(gates_frames: Sequence[Sequence], token_labels: Sequence[str],
             z=np.stack(last), x=list(token_labels), y=[f"layer {layer + 1}" for layer in range(len(last))],
             zmin=0, zmax=1, colorscale=SEQUENTIAL, colorbar={"title": "gate"}, hovertemplate=hover))
         fig = _style(fig, title, "token (prompt order)", height=160 + 50 * len(last))
-        moving = [lambda gates: [go.Heatmap(z=np.stack(gates))], [0]]
+        moving = [lambda gates: [{"type": "heatmap", "z": np.stack(gates)}], [0]]
     else:
         fig = _subplots(len(last), shared_xaxes=True, vertical_spacing=0.1,
                         subplot_titles=tuple(f"layer {layer + 1}" for layer in range(len(last))))
@@ -436,10 +439,12 @@ def gate_values(gates_frames: Sequence[Sequence], token_labels: Sequence[str],
                 zmin=0, zmax=1, colorscale=SEQUENTIAL, showscale=layer == 1, colorbar={"title": "gate"},
                 hovertemplate=hover), row=layer, col=1)
         fig = _style(fig, title, height=120 + 220 * len(last))
-        moving = [lambda gates: [go.Heatmap(z=layer_gates.T) for layer_gates in gates], list(range(len(last)))]
+        moving = [lambda gates: [{"type": "heatmap", "z": layer_gates.T} for layer_gates in gates],
+                  list(range(len(last)))]
     if animate and len(frames) > 1:
         build, traces = moving
-        fig.frames = [go.Frame(data=build(gates), traces=traces, name=str(step)) for gates, step in zip(frames, steps)]
+        fig.frames = [{"data": build(gates), "traces": traces, "name": str(step)}      # plain dicts: see _add_replay
+                      for gates, step in zip(frames, steps)]
         fig.update_layout(height=fig.layout.height + 170, margin={"t": 100, "b": 190})
         _replay_controls(fig, steps, slider_y=-(150 / (fig.layout.height - 290)))
     return fig

@@ -65,6 +65,20 @@ def test_a_grid_from_the_cache_is_make_subplots_own_and_each_copy_is_its_own():
     assert second.to_dict() == made.to_dict()                  # what the first copy changed stays in it
 
 
+def test_setting_layout_parts_directly_means_what_update_layout_means():
+    changes = {"legend": {"y": -0.3}, "margin": {"t": 110}, "height": 500, "title": {"text": "new", "x": 0.0},
+               "meta": {"replay": "a"}, "bargap": 0.15}
+    for start in ({}, {"legend": {"y": -0.1, "x": 0.0}, "margin": {"l": 60, "t": 50}, "height": 360}):
+        by_plotly, directly = go.Figure(layout=start), go.Figure(layout=start)
+        by_plotly.update_layout(**changes)
+        figures._update(directly.layout, changes)
+        assert directly.to_dict() == by_plotly.to_dict()
+    axis_by_plotly, axis_directly = figures._subplots(2), figures._subplots(2)
+    axis_by_plotly.update_yaxes(range=[0, 2], title_text="risk", row=2, col=1)
+    figures._update(axis_directly.get_subplot(2, 1).yaxis, {"range": [0, 2], "title": {"text": "risk"}})
+    assert axis_directly.to_dict() == axis_by_plotly.to_dict()
+
+
 def test_delimiter_lines_cross_their_own_subplot_between_tasks():
     task = SPEC.example_task
     boundaries = [index + 0.5 for index in range(1, SPEC.num_examples) if task[index] != task[index - 1]]

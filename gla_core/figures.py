@@ -198,7 +198,8 @@ def _task_bars(example_task: Sequence[int], weights: np.ndarray, name: str, **wh
     for k in np.unique(example_task):
         mine = example_task == k
         traces.append(go.Bar(
-            x=positions[mine], y=weights[mine], name=name.format(f"task {k + 1}"), marker_color=task_colour(int(k)),
+            x=positions[mine].tolist(), y=np.asarray(weights[mine], dtype=float).tolist(),
+            name=name.format(f"task {k + 1}"), marker_color=task_colour(int(k)),
             legendgroup=f"task {k}", hovertemplate=f"example %{{x}} (task {k + 1})<br>weight %{{y:.3f}}<extra></extra>",
             **where))
     return traces
@@ -210,7 +211,8 @@ def _weight_markers(references: Mapping[str, Sequence], **where) -> list[go.Scat
     for key, weights in references.items():
         quantity = QUANTITIES[key]
         traces.append(go.Scatter(
-            x=positions, y=np.asarray(weights, dtype=float), mode="markers", name=f"{quantity.label} ω",
+            x=positions.tolist(), y=np.asarray(weights, dtype=float).tolist(), mode="markers",
+            name=f"{quantity.label} ω",
             marker=_marker(quantity.symbol, quantity.colour, 10),
             hovertemplate=f"example %{{x}}<br>{quantity.label} %{{y:.3f}}<extra></extra>", **where))
     return traces
@@ -250,7 +252,7 @@ def training_replay(example_task: Sequence[int], references: Mapping[str, Sequen
                                     "cosine with the " + QUANTITIES[target_key].label + " weights")[:rows])
     # 1. The weights: the traces every frame updates come first, in this order.
     if per_coordinate:
-        moving = [go.Heatmap(z=weights[-1].T, x=np.arange(1, len(target) + 1),
+        moving = [go.Heatmap(z=weights[-1].T.tolist(), x=list(range(1, len(target) + 1)),
                              y=[f"x[{c + 1}]" for c in range(target.shape[1])], zmin=-1, zmax=1,
                              colorscale=DIVERGING, colorbar={"title": "ω", "len": 0.5, "y": 0.8},
                              name=QUANTITIES["trained"].label,
@@ -315,15 +317,15 @@ def _add_replay(fig: go.Figure, frames: Sequence[Mapping], weights: Sequence[np.
     """Plotly animation frames over the moving traces (indices 0 .. moving_count-1), a step slider and
     Play / Pause / speed buttons, all played by the browser. The frames are plain dicts, validated once as they
     are set: made as go.Frame and trace objects they were validated twice (a third of a finished run's chart)."""
-    task_masks = [trace.x - 1 for trace in fig.data[:moving_count] if isinstance(trace, go.Bar)]
+    task_masks = [np.asarray(trace.x) - 1 for trace in fig.data[:moving_count] if isinstance(trace, go.Bar)]
     markers = [{"type": "scatter", "x": trace.x, "y": trace.y} for trace in fig.data[:moving_count]
                if isinstance(trace, go.Scatter) and trace.xaxis in (None, "x")]
     animation = []
     for frame, frame_weights in zip(frames, weights):
         if per_coordinate:
-            data = [{"type": "heatmap", "z": frame_weights.T}]
+            data = [{"type": "heatmap", "z": frame_weights.T.tolist()}]
         else:
-            data = [{"type": "bar", "y": frame_weights[np.asarray(mask, dtype=int)]} for mask in task_masks] + markers
+            data = [{"type": "bar", "y": frame_weights[mask].tolist()} for mask in task_masks] + markers
         data.append({"type": "scatter", "x": [frame["step"]], "y": [frame["test_risk"]]})
         if show_theory:
             data.append({"type": "scatter", "x": [frame["step"]], "y": [frame["cosine"]]})
@@ -416,8 +418,9 @@ def layer_weights(weights_frames: Sequence[Sequence[Sequence]], example_task: Se
         # The target's markers ride along in every frame: plotly.js drops a subplot's traces a frame leaves out.
         # Frames as plain dicts, validated once as they are set (see _add_replay).
         markers = [{"type": "scatter", "x": trace.x, "y": trace.y} for trace in fig.data[layers * len(tasks):]]
-        fig.frames = [{"data": [{"type": "bar", "y": weights[task_of == k]} for weights in frame for k in tasks]
-                       + markers, "traces": list(range(layers * len(tasks) + len(markers))), "name": str(step)}
+        fig.frames = [{"data": [{"type": "bar", "y": weights[task_of == k].tolist()}
+                                for weights in frame for k in tasks] + markers,
+                       "traces": list(range(layers * len(tasks) + len(markers))), "name": str(step)}
                       for frame, step in zip(frames, steps)]
         _update(fig.layout, {"height": fig.layout.height + 170, "margin": {"t": 130, "b": 170}, "legend": {"y": -0.3}})
         _replay_controls(fig, steps, slider_y=-(110 / (fig.layout.height - 270)))
@@ -438,21 +441,21 @@ def gate_values(gates_frames: Sequence[Sequence], token_labels: Sequence[str],
     hover = "token %{x}<br>%{y}<br>gate %{z:.3f}<extra></extra>"
     if last[0].ndim == 1:
         fig = go.Figure(go.Heatmap(
-            z=np.stack(last), x=list(token_labels), y=[f"layer {layer + 1}" for layer in range(len(last))],
+            z=np.stack(last).tolist(), x=list(token_labels), y=[f"layer {layer + 1}" for layer in range(len(last))],
             zmin=0, zmax=1, colorscale=SEQUENTIAL, colorbar={"title": "gate"}, hovertemplate=hover))
         fig = _style(fig, title, "token (prompt order)", height=160 + 50 * len(last))
-        moving = [lambda gates: [{"type": "heatmap", "z": np.stack(gates)}], [0]]
+        moving = [lambda gates: [{"type": "heatmap", "z": np.stack(gates).tolist()}], [0]]
     else:
         fig = _subplots(len(last), shared_xaxes=True, vertical_spacing=0.1,
                         subplot_titles=tuple(f"layer {layer + 1}" for layer in range(len(last))))
         for layer, layer_gates in enumerate(last, start=1):
             fig.add_trace(go.Heatmap(
-                z=layer_gates.T, x=list(token_labels),
+                z=layer_gates.T.tolist(), x=list(token_labels),
                 y=list(coordinate_labels or [f"coordinate {c + 1}" for c in range(layer_gates.shape[1])]),
                 zmin=0, zmax=1, colorscale=SEQUENTIAL, showscale=layer == 1, colorbar={"title": "gate"},
                 hovertemplate=hover), row=layer, col=1)
         fig = _style(fig, title, height=120 + 220 * len(last))
-        moving = [lambda gates: [{"type": "heatmap", "z": layer_gates.T} for layer_gates in gates],
+        moving = [lambda gates: [{"type": "heatmap", "z": layer_gates.T.tolist()} for layer_gates in gates],
                   list(range(len(last)))]
     if animate and len(frames) > 1:
         build, traces = moving

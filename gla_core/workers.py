@@ -56,10 +56,6 @@ TURNS_AHEAD = 4
 # Workers run at a lower CPU priority than the server, so that the pages, the health check and the answers to the
 # workers' turns get a core first when a class keeps every core busy; training takes what they leave.
 WORKER_NICENESS = 10
-# How the server starts its fork server: at the lower priority before it imports torch, so that the import (seconds of
-# CPU) does not slow a server's first pages and first run, which train in the server meanwhile.
-FORK_SERVER_LAUNCH = (f"import os, runpy; os.nice({WORKER_NICENESS}); "
-                      "runpy.run_module('gla_core.workers', run_name='__main__')")
 
 
 class _WorkerTrainer(Trainer):
@@ -155,14 +151,14 @@ def _worker_main(connection: Connection) -> None:
 
 
 def _fork_server_main(control: socket.socket) -> None:
-    """The fork server (`python -m gla_core.workers FD`, at WORKER_NICENESS, which every worker inherits): imported
-    torch and this package once, it forks a worker for each byte the server sends on `control`, and sends back that
-    worker's end of a new socket pair (and the worker's pid). It holds no threads, so forking it is safe. Ends when
-    the server closes `control`."""
+    """The fork server (`python -m gla_core.workers FD`): imported torch and this package once, it forks a worker
+    for each byte the server sends on `control`, and sends back that worker's end of a new socket pair (and the
+    worker's pid). It holds no threads, so forking it is safe. Ends when the server closes `control`."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)     # ended workers are reaped by the kernel: no zombies
     # Ctrl-C in the server's terminal reaches the whole process group: the server ends, and with it (its pipes
     # closed) the fork server and the workers, without a traceback of their own each
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.nice(WORKER_NICENESS)                          # inherited by every worker
     while control.recv(1):
         worker_end, server_end = socket.socketpair()
         pid = os.fork()
@@ -219,7 +215,7 @@ class _ForkServer:
         if self._control is not None:
             self._control.close()
         self._control, child_end = socket.socketpair()
-        self.process = subprocess.Popen([sys.executable, "-c", FORK_SERVER_LAUNCH, str(child_end.fileno())],
+        self.process = subprocess.Popen([sys.executable, "-m", "gla_core.workers", str(child_end.fileno())],
                                         pass_fds=[child_end.fileno()], cwd=PACKAGE_ROOT, stdin=subprocess.DEVNULL)
         child_end.close()
 

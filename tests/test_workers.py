@@ -11,7 +11,7 @@ from gla_core.session import LiveRun, Phase, TrainingSlots
 from gla_core.spec import default_spec
 from gla_core.theory import solve
 from gla_core.train import Status, TrainConfig, Trainer
-from gla_core.workers import WORKER_NICENESS, TrainingWorkers
+from gla_core.workers import TrainingWorkers
 
 SPEC = default_spec()
 ANALYTIC = solve(SPEC)
@@ -188,22 +188,6 @@ def test_a_run_that_ends_early_with_a_turn_asked_ahead_leaves_its_worker_ready_f
     in_thread = small_trainer(seed=2)
     in_thread.run()
     assert_same_run(following, in_thread)
-
-
-def test_the_fork_server_imports_torch_and_its_workers_train_at_the_lower_priority(workers):
-    """The fork server lowers its priority before anything else, its import of torch included (its command says
-    so: os.nice comes first), and every worker inherits it: the server's pages and answers get a core first."""
-    expected = min(os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS, 19)
-    fork_server = workers._fork_server.process
-    launch = fork_server.args[2]
-    assert launch.index("os.nice") < launch.index("run_module") and "import torch" not in launch
-    assert os.getpriority(os.PRIO_PROCESS, fork_server.pid) == expected
-    run = LiveRun([small_trainer(steps=5000)], TrainingSlots(1), max_active_seconds=WAIT, workers=workers).start()
-    wait_for(lambda: run.current.snapshot().step >= 1)
-    (pid,) = workers.busy_pids()
-    assert os.getpriority(os.PRIO_PROCESS, pid) == expected
-    run.stop()
-    assert run.join(WAIT)
 
 
 def test_a_fork_server_that_died_is_started_again_for_the_next_worker():

@@ -11,7 +11,9 @@ import torch
 from gla_core.spec import PromptSpec, SpecError, default_spec, load_preset, preset_spec
 from gla_core.theory import solve
 import json
+from dataclasses import replace
 
+from gla_core.sampling import PromptSampler
 from gla_core.train import (MAX_FRAMES, TRAJECTORY_BYTES, TrainConfig, Trainer, TrainingRun, frame_bytes, max_frames,
                             _saved_bytes, model_config, thin_frames,
                             untrained_frame)
@@ -83,6 +85,21 @@ def test_same_seed_same_numbers():
     other = Trainer(SPEC, TrainConfig(steps=40, eval_every=10, seed=6), analytic=ANALYTIC)
     other.run()
     assert other.history_rows()[-1]["train_loss"] != first.history_rows()[-1]["train_loss"]
+
+
+def test_every_model_on_a_spec_meets_the_same_held_out_prompts_drawn_once():
+    """The held-out set a second run reads is the first run's (kept, not drawn again), and it is the draw its own
+    seed gives, made here independently; another spec gets its own set."""
+    config = TrainConfig(steps=5, eval_every=5, seed=1, test_size=512)
+    first, second = Trainer(SPEC, config, analytic=ANALYTIC), Trainer(SPEC, replace(config, seed=2), analytic=ANALYTIC)
+    first_prompts, second_prompts = first.held_out()[0], second.held_out()[0]
+    assert second_prompts is first_prompts
+    drawn = PromptSampler(SPEC).sample(512, torch.Generator().manual_seed(2**31 - 1))
+    assert torch.equal(first_prompts.tokens, drawn.tokens) and torch.equal(first_prompts.yq, drawn.yq)
+    other_spec = preset_spec("depth")
+    other = Trainer(other_spec, config, analytic=solve(other_spec)).held_out()[0]
+    assert other.tokens.shape[1] == other_spec.num_tokens and other is not first_prompts
+    assert Trainer(SPEC, config, analytic=ANALYTIC).held_out()[0] is not first_prompts     # one set is kept
 
 
 def test_stop_is_honoured_within_one_step():

@@ -32,11 +32,16 @@ TRAIN_WAIT = 150_000  # milliseconds for the default preset to finish training o
 
 
 @pytest.fixture(scope="module")
-def base_url():
+def app_server():
     """A fresh `streamlit run app.py` that trains one model at a time (its first request in this module
     is a deep link)."""
     with harness.AppServer("browser", env={"GLA_MAX_CONCURRENT_RUNS": "1"}) as server:  # a second run queues
-        yield server.url
+        yield server
+
+
+@pytest.fixture(scope="module")
+def base_url(app_server):
+    return app_server.url
 
 
 @pytest.fixture
@@ -198,12 +203,14 @@ def recorded_weight_count(tab) -> int:
     return tab.evaluate("() => window.weightStates.length")
 
 
-def test_default_preset_trains_and_replays_what_the_gates_learned(page, base_url):
+def test_default_preset_trains_and_replays_what_the_gates_learned(page, base_url, app_server):
     """From pressing Train, with no other touch: the weights chart goes from the untrained model through at
     least 10 intermediate states to the final one within REPLAY_WINDOW seconds, or REPLAY_AFTER_FINISH seconds after
     the finished comparison where that is later (the replay plays by itself, in the browser), and the converged
-    comparison is on screen."""
+    comparison is on screen. Train is pressed once the server's training workers are up, as a class meets a
+    server: the timings it records are the click's, not those of a server's first seconds."""
     open_page(page, f"{base_url}/playground")
+    assert app_server.wait_for_workers(), "the server's training workers did not start"
     shot(page, "before_training")
     # read after the shot: the chart as the shot's resizing left it (read before, its data differed from the
     # untrained chart the recorder starts with, and counted as a change at the first look after Train)

@@ -24,7 +24,6 @@ from tests.load.protocol import Student
 SMALL_RUN = "steps=100"                # the default preset, 100 steps (each student its own seed)
 ROUND_TIMEOUT_S = float(os.environ.get("GLA_LOAD_TIMEOUT", "600"))   # every run of a round ends by then
 POLL_S = 2.0
-WORKERS_TIMEOUT_S = 60.0              # the training workers are up by then (they start with the first page)
 IDLE_TIMEOUT_S = 30.0                  # after the tabs close, the server's CPU must go idle by then
 HEALTH_TIMEOUT_S = 5.0                 # the liveness / readiness probes' timeoutSeconds in deploy/k8s.yaml
 PROBE_FAILURES = 3                     # consecutive health-check failures after which a liveness probe
@@ -125,9 +124,7 @@ async def warm_up(server: harness.AppServer, run: str = SMALL_RUN) -> Student:
     then runs train in the server's own threads): a round measures a server that has been up a while, as a class
     meets it, not one in its first seconds."""
     student = await Student(server, query=f"{run}&seed=999999").open()
-    deadline = time.monotonic() + WORKERS_TIMEOUT_S
-    while len(server.processes()) < 3 and time.monotonic() < deadline:    # the server, its fork server, a worker
-        await asyncio.sleep(0.2)
+    await asyncio.to_thread(server.wait_for_workers)
     await student.click("Train")
     deadline = time.monotonic() + ROUND_TIMEOUT_S
     while not student.ended() and time.monotonic() < deadline:

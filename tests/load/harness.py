@@ -186,6 +186,17 @@ class AppServer:
             total += sum(int(field) for field in fields[11:15])
         return total / CLK_TCK
 
+    def wait_for_workers(self, timeout_s: float = 60.0) -> bool:
+        """Wait until the server's training workers are up: its fork server (started by the first page a session
+        draws) has imported torch and forked a worker. Until then the server trains runs in its own threads.
+        True if they came up within timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.processes()) < 3:        # the server, its fork server, a worker
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
     def threads(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/task"))
 

@@ -244,6 +244,20 @@ scripts behind the table above):
   on seeds 0-4 the first live point that cleared it was step 90-100, or none. Not done.
 - **The GIL and two lanes**: two 4-layer step loops in two threads lose 9% each; two whole runs (evaluations
   included) 17-27%; in the page's run two at a time, each model takes about 30% longer than alone.
+- **Held-out prompts drawn once per spec** (gla_core.train.held_out_prompts, 2026-12-03; one set kept per process):
+  drawing the default preset's 8192 held-out prompts took 58 ms of each run. A default run's CPU time 0.991 ->
+  0.931 s (medians of 12 runs, alternating in one process), every risk the same. A class of 30 (2 slots, one
+  round each, alternating with the code before, on a slow hour): p95 27.2 -> 24.0 s and 24.6 -> 22.2 s.
+- **The last layer's query output from sums** (gla_core.gla.GLALayer.last_output, 2026-12-03): o_T = Wv sum_s a_s z_s
+  with a_s = omega_{T,s} (Wk^T q_T) . z_s, so Wv (and Wk, for scalar or no gates) is applied once instead of to
+  every token, and the scores are products and sums instead of einsums, whose backward was a batch of T x 1 times
+  1 x D outer products (0.46 ms each at batch 256, two a step). The default preset's forward and backward 3.5 ->
+  2.3 ms; a default run 0.83 -> 0.59 s of CPU (medians of 5, three alternating pairs), per_coordinate 0.65 -> 0.53 s,
+  the same final risks to 5 digits; the Depth page's 4-layer step 27.2 -> 26.9 ms (its hidden layers dominate).
+  Thirty default runs through two workers with no pages: 12.3 -> 8.6 s. A class of 30 (2 slots, one round each,
+  alternating, warmed-up server): p95 14.7 / 14.3 / 15.9 / 13.3 / 15.5 s against 21.3 / 18.1 / 20.6 / 14.6 / 18.7 s.
+- **Token assembly by concatenation** instead of indexed writes into a zero tensor (the prompt sampler): the same
+  tokens bit for bit, but 1.7-2.3 ms against 1.5-1.8 ms for a batch of 256 in one process, alternating. Not done.
 - **Worker processes** (gla_core.workers, 2026-12-02, a machine on which one model at a time took 9.41 s for the
   Depth page's four, against 4.51 s the day before): on a quiet server the page's models in two workers against two
   threads: Depth x1.03 (5.62 / 5.80 s), overlay x1.37 (4.00 / 5.48 s), the same numbers to the last bit. The Depth

@@ -7,7 +7,7 @@ import streamlit as st
 import lab_ui
 from gla_core import figures
 from gla_core.spec import DEPTH_TRAINING, SpecError, depth_start_order
-from gla_core.train import Status
+from gla_core.train import Status, stop_at
 
 PURPOSE = "depth"
 DEPTHS = (1, 2, 3, 4)
@@ -28,7 +28,16 @@ try:
     _, spec_dict, settings = lab_ui.training_sidebar(controls, with_layers=False, preset_key="dp_preset",
                                                      default_preset="depth")
     spec = lab_ui.validated_spec(spec_dict)
-    configs = {layers: lab_ui.train_config(spec, layers=layers, **settings, **DEPTH_TRAINING)
+    targets = lab_ui.depth_targets(spec, settings["gating"])
+    stop_at_target = controls(
+        st.toggle, "Stop each model at its target", lab_ui.keys.STOP_AT_TARGET, hide_as="training", value=True,
+        help="A model stops at the first evaluation (every 10 steps) at which all the held-out prompts put its test "
+             "risk within 2 standard errors of its L-step target, or below it. Off: every model runs all its steps.")
+    if stop_at_target and targets is None:
+        st.caption("These settings have no L-step targets yet (compute them below): every model runs all its steps.")
+    configs = {layers: lab_ui.train_config(spec, layers=layers, **settings, **DEPTH_TRAINING,
+                                           **(stop_at(targets[layers - 1]) if stop_at_target and targets
+                                              else {}))
                for layers in DEPTHS}
 except SpecError as error:
     lab_ui.show_invalid(error)
@@ -36,7 +45,7 @@ except SpecError as error:
 
 store = lab_ui.result_store()
 keys = {layers: lab_ui.result_key(spec, config) for layers, config in configs.items()}
-tag = (spec.to_json(), json.dumps(settings, sort_keys=True))
+tag = (spec.to_json(), json.dumps(settings, sort_keys=True), bool(stop_at_target and targets))
 controls_row = lab_ui.RunControls(PURPOSE, tag)
 run, same_settings = controls_row.run, controls_row.same_settings
 missing = [layers for layers in DEPTHS if store.get(keys[layers]) is None]
@@ -65,6 +74,7 @@ def draw(run, header) -> None:
                 lab_ui.status_line(run)
         live = {trainer.config.layers: (trainer.snapshot(), trainer.trajectory()) for trainer in run.trainers}
     results, diverged, earlier = {}, {}, []   # layers -> (risk, se, trajectory); layers -> step; layers
+    stopped = {}    # layers -> the step at which the model stopped at its target
     training = []   # layers of models still training: drawn as they go, given words once they end
     for layers in DEPTHS:
         snapshot, frames = live.get(layers, (None, []))
@@ -76,12 +86,14 @@ def draw(run, header) -> None:
             if snapshot.status == Status.RUNNING:
                 training.append(layers)
         elif stored is not None:
-            results[layers] = (stored.final.test_risk, stored.final.test_risk_se, stored.trajectory)
+            snapshot = stored.final
+            results[layers] = (snapshot.test_risk, snapshot.test_risk_se, stored.trajectory)
             earlier.append(layers)
+        if layers in results and snapshot.early_stop_step is not None:
+            stopped[layers] = snapshot.early_stop_step
     analytic = lab_ui.analytic_for(spec.to_json())
     trained = [results[layers][:2] if layers in results else None for layers in DEPTHS]
     risks = lab_ui.analytic_risks(analytic, settings["gating"])
-    targets = lab_ui.depth_targets(spec, settings["gating"])
     lab_ui.chart(partial(figures.depth_chart, DEPTHS, trained, risks, sorted(diverged),
                          [(target["risk"], target["risk_se"]) for target in targets] if targets else None),
                  "Trained GLA: test risk (± standard error) of the model with 1 to 4 layers; a cross at the top marks "
@@ -98,7 +110,7 @@ def draw(run, header) -> None:
         return
     ended = {layers: result[:2] for layers, result in results.items() if layers not in training}
     if targets and ended:
-        st.markdown(" ".join(lab_ui.depth_verdict(layers, *ended[layers], targets[layers - 1])
+        st.markdown(" ".join(lab_ui.depth_verdict(layers, *ended[layers], targets[layers - 1], stopped.get(layers))
                              for layers in sorted(ended)))
     if ended:
         st.markdown(lab_ui.against_one_step(ended, analytic["optimal"]["risk"]))

@@ -7,9 +7,11 @@ the same models two at a time in threads and one at a time (as the pages trained
 Depth: the page's four models (1 to 4 layers, scalar gates) on the depth preset (with
 gla_core.spec.DEPTH_TRAINING: an evaluation every 10 steps), each against its own L-step causal WPGD target
 (gla_core.causal_wpgd): seconds in all, and each model's verdict as the page gives it (reached: within 2
-standard errors of the target; short; below). Round-robin over seeds in one process: the trainer before the
-L-step work (every depth on the one-layer recipe, the parallel form for the hidden layers at any batch), one
-model at a time; today's trainer one at a time; two at a time in threads; and two at a time in workers (the page).
+standard errors of the target; short; below). The page stops each model at its target (TrainConfig.target_risk).
+Round-robin over seeds in one process: the trainer before the L-step work (every depth on the one-layer recipe, the
+parallel form for the hidden layers at any batch, all 100 steps), one model at a time; today's trainer one at a
+time; two at a time in threads; two at a time in workers with all 100 steps (the page's switch off); and two at a
+time in workers, each model stopped at its target (the page).
 
 Overlay: the ten models of "Overlay trained models" (default preset, sweep of examples per task, 5 points,
 linear attention and scalar gates): the trainer's defaults the page used before (100 steps, evaluated every 5),
@@ -33,7 +35,7 @@ from gla_core.gla import GLAModel
 from gla_core.session import LiveRun, TrainingSlots
 from gla_core.spec import DEPTH_TRAINING, OVERLAY_TRAINING, PromptSpec, depth_start_order, load_preset, preset_spec
 from gla_core.theory import solve
-from gla_core.train import Status, TrainConfig, Trainer
+from gla_core.train import Status, TrainConfig, Trainer, stop_at
 from gla_core.workers import TrainingWorkers
 
 DEPTHS = (1, 2, 3, 4)
@@ -89,12 +91,14 @@ def train_as_the_page_does(trainers: list[Trainer], lanes: int, start_order: lis
     return time.perf_counter() - start
 
 
-def depth_run(trainer_class: type[Trainer], seed: int, lanes: int, workers: TrainingWorkers | None) -> dict:
+def depth_run(trainer_class: type[Trainer], seed: int, lanes: int, workers: TrainingWorkers | None,
+              stop_at_target: bool) -> dict:
     spec = preset_spec("depth")
     gating = load_preset("depth")["model"]["gating"]
     targets = causal_wpgd_targets(spec, max(DEPTHS), gating)
     analytic = solve(spec)
-    trainers = [trainer_class(spec, TrainConfig(gating=gating, layers=layers, seed=seed, **DEPTH_TRAINING),
+    trainers = [trainer_class(spec, TrainConfig(gating=gating, layers=layers, seed=seed, **DEPTH_TRAINING,
+                                                **(stop_at(targets[layers - 1]) if stop_at_target else {})),
                               analytic=analytic) for layers in DEPTHS]
     # two at a time in the page's order; one at a time in depth order, as the page trained them before
     seconds = train_as_the_page_does(trainers, lanes, depth_start_order(list(DEPTHS)) if lanes == 2 else None,
@@ -102,7 +106,7 @@ def depth_run(trainer_class: type[Trainer], seed: int, lanes: int, workers: Trai
     models = []
     for layers, trainer in zip(DEPTHS, trainers):
         final, target = trainer.snapshot(), targets[layers - 1]
-        models.append({"layers": layers, "seconds": final.seconds, "risk": final.test_risk,
+        models.append({"layers": layers, "seconds": final.seconds, "steps": final.step, "risk": final.test_risk,
                        "risk_se": final.test_risk_se, "target": target["risk"], "target_se": target["risk_se"],
                        "gap": final.test_risk / target["risk"] - 1,
                        "verdict": verdict(final.test_risk, final.test_risk_se, target)})
@@ -128,10 +132,12 @@ def overlay_run(settings: dict, lanes: int, workers: TrainingWorkers | None) -> 
             "within_2_percent": sum(gap < 0.02 for gap in gaps)}
 
 
-# The variants each section measures: (name, trainer or settings, lanes, in workers). "now" and "page settings" are
-# the pages' (a worker trains a plain Trainer: the before-trainer runs in a thread).
-DEPTH_VARIANTS = (("before", BeforeDepthTargets, 1, False), ("one at a time", Trainer, 1, False),
-                  ("two at a time in threads", Trainer, 2, False), ("now", Trainer, 2, True))
+# The variants each section measures: (name, trainer or settings, lanes, in workers[, each model stopped at its
+# target]). "now" and "page settings" are the pages' (a worker trains a plain Trainer: the before-trainer runs in a
+# thread).
+DEPTH_VARIANTS = (("before", BeforeDepthTargets, 1, False, False), ("one at a time", Trainer, 1, False, True),
+                  ("two at a time in threads", Trainer, 2, False, True), ("all 100 steps", Trainer, 2, True, False),
+                  ("now", Trainer, 2, True, True))
 OVERLAY_VARIANTS = (("trainer defaults", {}, 1, False), ("page settings, one at a time", OVERLAY_TRAINING, 1, False),
                     ("page settings in threads", OVERLAY_TRAINING, 2, False), ("page settings", OVERLAY_TRAINING, 2, True))
 
@@ -152,23 +158,25 @@ def run(quick: bool) -> dict:
     workers = ready_workers()
     runs: dict[str, list[dict]] = {name: [] for name, *_ in DEPTH_VARIANTS}
     for seed in range(seeds):          # round-robin: a burst of load falls on every variant alike
-        for name, trainer_class, lanes, in_workers in DEPTH_VARIANTS:
-            runs[name].append(depth_run(trainer_class, seed, lanes, workers if in_workers else None))
+        for name, trainer_class, lanes, in_workers, stop_at_target in DEPTH_VARIANTS:
+            runs[name].append(depth_run(trainer_class, seed, lanes, workers if in_workers else None, stop_at_target))
     depth = {}
     for name, mine in runs.items():
         depth[name] = {"median_seconds": statistics.median(run["seconds"] for run in mine),
                        "per_depth": [{"layers": layers,
                                       "median_seconds": statistics.median(run["models"][i]["seconds"] for run in mine),
+                                      "median_steps": statistics.median(run["models"][i]["steps"] for run in mine),
                                       "median_gap": statistics.median(run["models"][i]["gap"] for run in mine),
                                       "verdicts": [run["models"][i]["verdict"] for run in mine],
                                       "runs": [run["models"][i] for run in mine]}
                                      for i, layers in enumerate(DEPTHS)]}
         print(f"  depth page, {name}: {depth[name]['median_seconds']:.2f} s in all; " + "; ".join(
-            f"L={row['layers']} {row['median_seconds']:.2f} s gap {100 * row['median_gap']:+.1f}% "
+            f"L={row['layers']} {row['median_seconds']:.2f} s {row['median_steps']:g} steps gap {100 * row['median_gap']:+.1f}% "
             f"({', '.join(row['verdicts'])})" for row in depth[name]["per_depth"]), flush=True)
     depth["speedup"] = depth["before"]["median_seconds"] / depth["now"]["median_seconds"]
     depth["lanes_speedup"] = depth["one at a time"]["median_seconds"] / depth["now"]["median_seconds"]
     depth["workers_speedup"] = depth["two at a time in threads"]["median_seconds"] / depth["now"]["median_seconds"]
+    depth["stop_speedup"] = depth["all 100 steps"]["median_seconds"] / depth["now"]["median_seconds"]
     overlay_runs: dict[str, list[dict]] = {name: [] for name, *_ in OVERLAY_VARIANTS}
     for _ in range(1 if quick else 3):
         for name, settings, lanes, in_workers in OVERLAY_VARIANTS:

@@ -239,9 +239,16 @@ scripts behind the table above):
   evaluation still reads all 8192 prompts). Standard errors of a trained 4-layer model: 15% of the risk on 512
   prompts, 12% on 1024, 3.6% on 8192.
 - **Adam fused** (one kernel per parameter group): 2.83 -> 2.68 s, every final risk within 0.1%.
-- **Stopping at the target** (end a model once a live evaluation is below its L-step target by more than 2 SE of the
-  difference) would never fire early: at 1024 live prompts that margin is 14-19% of the target for 2-4 layers, and
-  on seeds 0-4 the first live point that cleared it was step 90-100, or none. Not done.
+- **Stopping at the target**, first as a rule on live points alone (end a model once a live evaluation is below its
+  L-step target by more than 2 SE of the difference), would never fire early: at 1024 live prompts that margin is
+  14-19% of the target for 2-4 layers, and on seeds 0-4 the first live point that cleared it was step 90-100, or none.
+  Done instead (2026-12-04, gla_core.train.TrainConfig.target_risk, the Depth page's switch "Stop each model at its
+  target"): the whole held-out set decides, at the first evaluation at which it puts the model within 2 SE of its
+  target or below it, the verdict the page then gives. Checked at every live point it cost 2-5 whole-set reads a
+  run (one is about ten 4-layer steps), so 2-3 layers gained nothing (L=2 0.65 -> 0.59 s); a live point now only
+  says when to look (its risk within the margin the whole set would give it), and then 1-2 reads suffice. Seeds 0-2,
+  one at a time, on 8192 held-out prompts: L=1 stops at steps 60-80, L=2 70-90, L=3 60-90, L=4 50-70, each at
+  -5% to +4% of its target (with all 100 steps -3% to -15%), the four together 3.44 -> 2.37 s of training.
 - **The GIL and two lanes**: two 4-layer step loops in two threads lose 9% each; two whole runs (evaluations
   included) 17-27%; in the page's run two at a time, each model takes about 30% longer than alone.
 - **Held-out prompts drawn once per spec** (gla_core.train.held_out_prompts, 2026-12-03; one set kept per process):
@@ -270,12 +277,12 @@ def _depth_page(section: dict) -> str:
     """The Depth page's four models against their L-step targets, and the overlay's ten, before and now."""
     depth, overlay = section["depth"], section["overlay"]
     rows = []
-    for name in ("before", "one at a time", "two at a time in threads", "now"):
+    for name in ("before", "one at a time", "two at a time in threads", "all 100 steps", "now"):
         for row in depth[name]["per_depth"]:
-            rows.append([name, str(row["layers"]), _seconds(row["median_seconds"]),
+            rows.append([name, str(row["layers"]), _seconds(row["median_seconds"]), f"{row['median_steps']:g}",
                          f"{row['runs'][0]['target']:.3f} ± {row['runs'][0]['target_se']:.3f}",
                          _percent(row["median_gap"]), ", ".join(row["verdicts"])])
-        rows.append([name, "all", _seconds(depth[name]["median_seconds"]), "", "", ""])
+        rows.append([name, "all", _seconds(depth[name]["median_seconds"]), "", "", "", ""])
     overlay_rows = [[name, _seconds(overlay[name]["median_seconds"]),
                      f"{overlay[name]['within_2_percent']}/{overlay[name]['models']}", _percent(overlay[name]["max_gap"])]
                     for name in ("trainer defaults", "page settings, one at a time", "page settings in threads",
@@ -287,13 +294,18 @@ def _depth_page(section: dict) -> str:
         "(gla_core.workers), or in threads, or one at a time as the pages did before. Depth preset, the page's four models (scalar gates, the trainer's defaults: 100 steps, "
         "batch 256; evaluated every 10 steps, gla_core.spec.DEPTH_TRAINING), each against its L-step causal WPGD "
         "target; verdicts as the page gives them (reached: within 2 SE of the difference; short; below), one per "
-        "seed; a model's seconds are its own, from its start. *before*: every depth on the one-layer recipe (keys and "
-        "queries x0.1, decay from step 0, beta2 0.999) and the parallel form for the hidden layers, one at a time; "
-        "*one at a time*: today's trainer; *two at a time in threads*: as the page ran it before its models trained "
-        "in worker processes; *now*: two at a time in two workers, as the page runs it. Medians over "
+        "seed; a model's seconds are its own, from its start; steps: where it ended (median). The page stops each "
+        "model at its target (its switch, on by default: the first evaluation at which the whole held-out set puts "
+        "the model within 2 SE of its target or below it, gla_core.train.TrainConfig.target_risk). *before*: every "
+        "depth on the one-layer recipe (keys and queries x0.1, decay from step 0, beta2 0.999) and the parallel form "
+        "for the hidden layers, all 100 steps, one at a time; *one at a time*: today's trainer, stopped at the "
+        "target; *two at a time in threads*: as the page ran it before its models trained in worker processes; "
+        "*all 100 steps*: as the page runs it with its switch off; *now*: two at a time in two workers, each "
+        "stopped at its target, as the page runs it. Medians over "
         f"{section['seeds']} seeds, round-robin in one process: now is x{depth['speedup']:.2f} the speed of before, "
-        f"x{depth['lanes_speedup']:.2f} that of one at a time, x{depth['workers_speedup']:.2f} that of two threads.",
-        _table(["trainer", "layers", "seconds", "target ± SE", "gap to target", "verdicts"], rows),
+        f"x{depth['stop_speedup']:.2f} that of all 100 steps, x{depth['lanes_speedup']:.2f} that of one at a time, "
+        f"x{depth['workers_speedup']:.2f} that of two threads.",
+        _table(["trainer", "layers", "seconds", "steps", "target ± SE", "gap to target", "verdicts"], rows),
         "The overlay of the Gating page: its ten models (default preset, examples per task 1, 4, 8, 16, 64; linear "
         "attention and scalar gates) at the trainer's defaults, which the page used before (100 steps, evaluated "
         "every 5), one at a time, and at the page's settings (gla_core.spec.OVERLAY_TRAINING: 70 steps, evaluated at "

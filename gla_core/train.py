@@ -35,6 +35,12 @@ risk's standard error (LIVE_EVAL_PROMPTS: about 1% of the risk on one layer, 10-
 models) is larger than what the slow last stretch of a run gains in 15 steps, so with patience 3-4 a run stops
 1-3% short of its target on one layer and up to 30% short on 2-4 layers (docs/benchmarks.md, measured with live
 points of 1024 prompts): the app keeps it off.
+
+Stop at a target (TrainConfig.target_risk > 0, off by default; the Depth page sets each model's L-step target):
+the run ends at the first evaluation at which the whole held-out set puts the model at its target or below it,
+within TARGET_MARGIN_SE standard errors of the difference (at_target), the verdict its final numbers then get.
+A live evaluation only decides when to look (its standard error is 4 times the whole set's); the whole set decides
+whether to stop. On the depth preset 2-4 layers get there at steps 50-80 of 100 (docs/benchmarks.md).
 """
 from __future__ import annotations
 
@@ -134,6 +140,10 @@ class TrainConfig:
     # Early stop: end the run once this many live evaluations in a row have not improved on the best live
     # test risk by more than their standard error (0: off, run every step)
     patience: int = 0
+    # Stop at a target (0: off, run every step): end the run once the whole held-out set puts its test risk at
+    # target_risk or below it, within 2 standard errors of the difference (target_risk_se: the target's own)
+    target_risk: float = 0.0
+    target_risk_se: float = 0.0
 
     def validate(self) -> "TrainConfig":
         def check_int(name: str, low: int, high: int) -> None:
@@ -161,6 +171,10 @@ class TrainConfig:
         if (isinstance(self.init_gate, bool) or not isinstance(self.init_gate, (int, float))
                 or not 0 < self.init_gate < 1):
             raise SpecError("init_gate", f"must be a number strictly between 0 and 1, got {self.init_gate!r}")
+        for name in ("target_risk", "target_risk_se"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise SpecError(name, f"must be a number from 0 (off) up, got {value!r}")
         return self
 
     def resolved_device(self) -> torch.device:
@@ -200,7 +214,22 @@ class Snapshot:
     gates: list = field(default_factory=list)             # per layer: mean gate per token (per coordinate if vector)
     status: Status = Status.IDLE
     reason: str = ""
-    early_stop_step: int | None = None   # the step where the early-stop rule ended a finished run (None: it did not)
+    early_stop_step: int | None = None   # the step where an early-stop rule ended a finished run (None: it did not)
+
+
+TARGET_MARGIN_SE = 2.0   # a risk within this many standard errors of its target (or below) is at it
+
+
+def at_target(risk: float, risk_se: float, target_risk: float, target_risk_se: float) -> bool:
+    """Whether a test risk (± SE) is at a target (± SE) or below it: within TARGET_MARGIN_SE standard errors of
+    their difference, or lower. A risk without a standard error (NaN) is compared as exact."""
+    margin = TARGET_MARGIN_SE * math.hypot(0.0 if math.isnan(risk_se) else risk_se, target_risk_se)
+    return risk <= target_risk + margin
+
+
+def stop_at(target: dict) -> dict:
+    """TrainConfig settings that stop a run at a target ("risk", "risk_se": an L-step causal WPGD target)."""
+    return {"target_risk": target["risk"], "target_risk_se": target["risk_se"]}
 
 
 def _cosine(induced, target) -> float:
@@ -462,6 +491,18 @@ class Trainer:
         return optimizer, schedule
 
     # ------------------------------------------------------------ evaluation
+    def _at_target(self, evaluation: dict) -> bool:
+        return at_target(evaluation["test_risk"], evaluation["test_risk_se"], self.config.target_risk,
+                         self.config.target_risk_se)
+
+    def _worth_a_whole_look(self, live: dict) -> bool:
+        """Whether a live evaluation's risk is at the target within the margin the whole set would give it (its
+        standard error shrinks as one over the root of the prompts read): a whole-set evaluation costs about ten
+        of the Depth page's steps, so it is run only where it is likely to stop the run."""
+        whole_prompts = len(self.held_out()[0].yq)
+        whole_se = live["test_risk_se"] * math.sqrt(min(LIVE_EVAL_PROMPTS, whole_prompts) / whole_prompts)
+        return at_target(live["test_risk"], whole_se, self.config.target_risk, self.config.target_risk_se)
+
     def held_out(self) -> tuple[Prompts, torch.Tensor]:
         """The held-out prompts and the reference predictor's squared error on each (see below).
 
@@ -551,6 +592,7 @@ class Trainer:
         self._publish(status=Status.RUNNING, total_steps=config.steps, **untrained)
         status, reason, step = Status.FINISHED, f"completed {config.steps} steps", 0
         best_risk, stale_evaluations, early_stop_step = math.inf, 0, None
+        final = None   # the whole-set evaluation that stopped the run at its target
         for step in range(1, config.steps + 1):
             if step > 1:
                 self.before_step()    # may wait here, between two steps, with the model and optimiser intact
@@ -584,6 +626,14 @@ class Trainer:
                     best_risk, stale_evaluations = evaluation["test_risk"], 0
                 else:
                     best_risk, stale_evaluations = min(best_risk, evaluation["test_risk"]), stale_evaluations + 1
+                if config.target_risk and step < config.steps and self._worth_a_whole_look(evaluation):
+                    whole = self.evaluate()       # the whole held-out set decides; a live point only says when
+                    if self._at_target(whole):
+                        early_stop_step, final = step, whole
+                        reason = (f"reached its target at step {step} of {config.steps}: on all held-out prompts the "
+                                  f"test risk {whole['test_risk']:.3g} ± {whole['test_risk_se']:.2g} is within "
+                                  f"{TARGET_MARGIN_SE:g} standard errors of {config.target_risk:.3g} or below it")
+                        break
                 if config.patience and stale_evaluations >= config.patience and step < config.steps:
                     early_stop_step = step
                     reason = (f"converged at step {step} of {config.steps}: the last {config.patience} evaluations "
@@ -596,7 +646,7 @@ class Trainer:
                 status, reason = Status.TIME_LIMIT, f"stopped after {seconds:.1f} s at step {step} (limit {config.max_seconds:g} s)"
                 break
         if step < config.steps and status != Status.DIVERGED:   # a run cut short: its final, whole-set evaluation
-            final = self.evaluate()
+            final = final or self.evaluate()
             self._publish(**final)
             with self._lock:
                 last_step = self.frames[-1]["step"] if self.frames else -1
@@ -652,7 +702,7 @@ class RunResult:
             "cosine": final.cosine,
             "steps": final.step,
             "seconds": final.seconds,
-            # None, or where and why the early-stop rule (config.patience) ended the run
+            # None, or where and why an early-stop rule (config.patience or config.target_risk) ended the run
             "early_stop": None if final.early_stop_step is None else {"step": final.early_stop_step,
                                                                       "reason": final.reason},
             "history": list(self.history),

@@ -10,6 +10,7 @@ TEACHER = "teacher"                 # teacher mode's switch (app.py)
 THEORY_HIDDEN = "hide_theory"       # the hide-the-theory-until-the-run-ends switch (controls.theory_switch)
 LIVE_RUN_PARAM = "training"             # set while the session has a run alive (runs.flag_live_runs)
 HIDDEN_CONTROLS_PREFIX = "hide_"    # hide_<page>: the controls a teacher hid on that page
+STOP_AT_TARGET = "stop_at_target"   # the Depth page's switch: each model stops once at its L-step target
 SEAT = "seat"                       # CODE.name.mac: this tab's place in its class, kept over a reload (board.keep_seat)
 
 # st.session_state keys

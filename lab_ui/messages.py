@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from gla_core.figures import QUANTITIES
-from gla_core.train import ANALYTIC_KEY, Status
+from gla_core.train import ANALYTIC_KEY, TARGET_MARGIN_SE, Status
 
 # Every character Markdown (CommonMark, GitHub's autolinks, Streamlit's $math$, :emoji: and :colour[...])
 # gives a meaning to; a backslash before each shows it as itself.
@@ -86,18 +86,21 @@ def theory_metrics(snapshot, risks: dict[str, float], gating: str, show_theory: 
                          "same up to scale.")
 
 
-def depth_verdict(layers: int, risk: float, risk_se: float, target: dict) -> str:
+def depth_verdict(layers: int, risk: float, risk_se: float, target: dict, stopped_at: int | None = None) -> str:
     """One depth's trained risk against its own L-step target (causal_wpgd: "risk", "risk_se"), in words;
-    2 standard errors of both together decide."""
-    margin = 2 * float(np.hypot(np.nan_to_num(risk_se), target["risk_se"]))
+    2 standard errors of both together decide (train.TARGET_MARGIN_SE). stopped_at: the step at which the run
+    stopped at its target (TrainConfig.target_risk), None for a run of all its steps."""
+    margin = TARGET_MARGIN_SE * float(np.hypot(np.nan_to_num(risk_se), target["risk_se"]))
     model = f"**{layer_list([layers])}**"
     if abs(risk - target["risk"]) <= margin:
-        return f"{model}: reached the {layers}-step target ({target['risk']:.3f})."
+        return (f"{model}: reached the {layers}-step target ({target['risk']:.3f})"
+                + (f" at step {stopped_at}, and stopped there." if stopped_at is not None else "."))
     if risk > target["risk"]:
         return f"{model}: fell short of the {layers}-step target by {100 * (risk / target['risk'] - 1):.1f}%."
     return (f"{model}: went below the {layers}-step target ({target['risk']:.3f}) by more than 2 standard errors — "
             "the trained GLA computes something outside L-step WPGD: it has more freedom than the construction "
-            "(keys, queries and values read every slot), so its weights differ from the target's below.")
+            "(keys, queries and values read every slot), so its weights differ from the target's below."
+            + (f" It stopped at step {stopped_at}." if stopped_at is not None else ""))
 
 
 def against_one_step(results: dict[int, tuple[float, float]], best_one_step: float) -> str:

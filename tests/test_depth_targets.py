@@ -78,3 +78,51 @@ def test_without_patience_a_run_makes_every_step():
     trainer = Trainer(spec, TrainConfig(steps=60, seed=0), analytic=solve(spec))
     final = trainer.run()
     assert final.step == 60 and final.early_stop_step is None and trainer.result()["early_stop"] is None
+
+
+class WholeSetAtEveryEvaluation(Trainer):
+    """A run that also reads the whole held-out set at every live evaluation (reading it draws nothing from the
+    training generator, so the run's steps are the same): the verdict the target rule would get at each."""
+
+    def evaluate(self, num_prompts=None):
+        if num_prompts is not None:
+            self.whole_set_risks = getattr(self, "whole_set_risks", [])
+            whole = super().evaluate()
+            self.whole_set_risks.append((whole["test_risk"], whole["test_risk_se"]))
+        return super().evaluate(num_prompts)
+
+
+@pytest.mark.parametrize("layers", [2, 4])
+def test_a_run_stops_at_its_target_once_the_whole_held_out_set_puts_it_there(layers):
+    target = TARGETS[layers - 1]
+    settings = dict(gating="scalar", layers=layers, seed=0, eval_every=10)   # the Depth page's evaluations
+    stopping = Trainer(SPEC, TrainConfig(**settings, target_risk=target["risk"], target_risk_se=target["risk_se"]),
+                       analytic=ANALYTIC)
+    final = stopping.run()
+    assert final.status == "finished" and final.early_stop_step == final.step < 100
+    assert f"reached its target at step {final.step} of 100" in stopping.result()["early_stop"]["reason"]
+    # the same run without the rule, all 100 steps, its whole held-out set read at every evaluation
+    fixed = WholeSetAtEveryEvaluation(SPEC, TrainConfig(**settings), analytic=ANALYTIC)
+    assert fixed.run().step == 100
+    # the rule changes nothing before it fires: the same losses and live evaluations, to the last bit
+    def numbers(rows: list) -> list:
+        return [(row["step"], row["train_loss"], row["test_risk"], row["cosine"]) for row in rows]
+
+    assert numbers(stopping.history_rows()) == numbers(fixed.history_rows())[:len(stopping.history_rows())]
+    # it stopped with the whole set's numbers at that step, which put the model at its target (2 SE, or below);
+    # the live points decide only when to look, so it never stops before the whole set would have allowed
+    evaluations = list(range(10, 100, 10))
+    at = [risk <= target["risk"] + margin(se, target) for risk, se in fixed.whole_set_risks[1:]]
+    assert (final.test_risk, final.test_risk_se) == fixed.whole_set_risks[1:][evaluations.index(final.step)]
+    assert at[evaluations.index(final.step)]
+    assert final.step >= evaluations[at.index(True)]
+
+
+@pytest.mark.parametrize("field, value", [("target_risk", -0.5), ("target_risk", math.inf),
+                                          ("target_risk", math.nan), ("target_risk_se", -1.0),
+                                          ("target_risk", True)])
+def test_a_target_that_is_not_a_risk_is_refused_by_name(field, value):
+    from gla_core.spec import SpecError
+
+    with pytest.raises(SpecError, match=f"^{field}: "):
+        TrainConfig(**{field: value}).validate()

@@ -447,6 +447,28 @@ def test_depth_draws_each_depths_own_target_and_says_where_a_model_landed():
     assert not [trace for trace in chart(other, "depth_chart")["data"] if "causal WPGD" in trace.get("name", "")]
 
 
+def depth_words_once_trained(at: AppTest) -> str:
+    click(at, "Train 1 to 4 layers")
+    deadline = time.monotonic() + TRAIN_WAIT
+    while time.monotonic() < deadline and "**4 layers**:" not in " ".join(m.value for m in at.markdown):
+        time.sleep(0.3)
+        at.run()
+    return " ".join(markdown.value for markdown in at.markdown)
+
+
+def test_depth_models_stop_at_their_target_unless_switched_off():
+    """The depth preset as the page trains it (100 steps, every 10 evaluated): with the switch on, as it starts,
+    each model ends at the first evaluation whose whole held-out set puts it at its L-step target, and says where;
+    switched off, each runs all its steps."""
+    at = open_page("depth", seed="0")
+    assert [toggle.value for toggle in at.toggle if toggle.label == "Stop each model at its target"] == [True]
+    words = depth_words_once_trained(at)
+    stops = [int(step) for step in re.findall(r"-step target \(\d\.\d+\) at step (\d+), and stopped there", words)]
+    assert len(stops) == 4 and all(10 <= step < 100 and step % 10 == 0 for step in stops), words
+    off = depth_words_once_trained(open_page("depth", seed="0", stop_at_target="false"))
+    assert "stopped" not in off and re.search(r"\*\*4 layers\*\*: (reached|went below)", off), off
+
+
 def test_tabs_of_one_browser_are_one_browser_though_their_cookie_text_differs():
     """The server masks the XSRF token afresh for every page it sends: the cookie's text differs from tab
     to tab (and after a restart) while the token under the mask is the browser's own."""
@@ -475,5 +497,8 @@ def test_depth_verdicts_say_reached_short_or_below_by_two_standard_errors_of_bot
     assert "fell short of the 3-step target by 5.0%" in lab_ui.depth_verdict(3, 1.05, 0.01, target)
     below = lab_ui.depth_verdict(4, 0.95, 0.01, target)
     assert "went below the 4-step target" in below and "outside L-step WPGD" in below
+    assert "reached the 2-step target (1.000) at step 60, and stopped there." in lab_ui.depth_verdict(
+        2, 1.02, 0.005, target, stopped_at=60)
+    assert lab_ui.depth_verdict(4, 0.95, 0.01, target, stopped_at=40).endswith("It stopped at step 40.")
     summary = lab_ui.against_one_step({1: (1.44, 0.001), 2: (1.0, 0.01), 3: (1.439, 0.002)}, 1.44)
     assert "Models with 2 layers beat it" in summary and "Models with 1 and 3 layers are at it" in summary

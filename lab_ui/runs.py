@@ -227,8 +227,10 @@ def status_line(run: LiveRun) -> None:
     if phase == Phase.RUNNING or starting:
         left = seconds / snapshot.step * (snapshot.total_steps - snapshot.step) if snapshot.step else float("nan")
         limit_left = run.max_active_seconds - seconds     # the host's time limit stops the model sooner
+        # a model that stops at its target (TrainConfig.target_risk) may end well before its last step
+        bound = "up to " if any(model.config.target_risk for model in run.trainers) else ""
         when = ("starting" if starting else "estimating time left" if not np.isfinite(left)
-                else f"about {left:.0f} s left" if left <= limit_left
+                else f"{bound}about {left:.0f} s left" if left <= limit_left
                 else f"the time limit stops it in about {max(limit_left, 0):.0f} s")
         steps = " and ".join(str(model.snapshot().step) for model in training) or str(snapshot.step)
         text = f"Training{position}: step{'s' if len(training) > 1 else ''} {steps} of {snapshot.total_steps} · {when}"

@@ -225,10 +225,11 @@ def test_a_server_restart_mid_run_is_survived_and_explained(browser, stop_signal
     assert harness.unexpected_tracebacks(server.log_tail(2_000_000)) == []
 
 
-# A run meets the 12 s time limit well before 10,000 steps; 12 s leaves the second page time to press Train
-# while the first holds the only slot. With 8 s a busy 2-core machine pressed it too late to wait: the first page
-# showed its first step 1.4 s after its progress line, and the browser took 3-5 s to press the second page's
-# button while it drew the first page's replay.
+# A run meets the 12 s time limit well before 10,000 steps of a 4-layer model (with one layer, a fast 2-core machine
+# finished them in 11.6 s, about 1.1 ms a step; a lower rate keeps 4 layers at batch 32 from diverging). 12 s leaves
+# the second page time to press Train while the first holds the only slot. With 8 s a busy 2-core machine pressed it
+# too late to wait: the first page showed its first step 1.4 s after its progress line, and the browser took 3-5 s
+# to press the second page's button while it drew the first page's replay.
 LIMITS_ENV = {**SERVER_ENV, "GLA_MAX_STEPS": "10000", "GLA_MAX_BATCH": "32", "GLA_MAX_TOKENS": "30",
               "GLA_MAX_SECONDS": "12", "GLA_MAX_CONCURRENT_RUNS": "1"}
 
@@ -252,7 +253,7 @@ def test_host_limits_are_enforced_with_a_message(browser):
             harness.open_app(first, f"{server.url}/playground?steps=20000&batch=4096&n1=3")
             first.locator('.st-key-steps [data-testid="stSliderThumbValue"]').first.wait_for()
             assert max(_numbers(first.locator(".st-key-steps").first.inner_text())) <= 10000
-            query = "steps=10000&n1=3"     # the longest run allowed: it meets the time limit first
+            query = "steps=10000&n1=3&layers=4&lr=0.005"   # the longest run allowed: the time limit comes first
             harness.open_app(first, f"{server.url}/playground?{query}")
             for key in ("steps", "batch"):   # sliders render after their code loads
                 first.locator(f'.st-key-{key} [data-testid="stSliderThumbValue"]').first.wait_for()

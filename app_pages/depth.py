@@ -35,9 +35,9 @@ try:
              "risk within 2 standard errors of its L-step target, or below it. Off: every model runs all its steps.")
     if stop_at_target and targets is None:
         st.caption("These settings have no L-step targets yet (compute them below): every model runs all its steps.")
+    stopping = bool(stop_at_target and targets)
     configs = {layers: lab_ui.train_config(spec, layers=layers, **settings, **DEPTH_TRAINING,
-                                           **(stop_at(targets[layers - 1]) if stop_at_target and targets
-                                              else {}))
+                                           **(stop_at(targets[layers - 1]) if stopping else {}))
                for layers in DEPTHS}
 except SpecError as error:
     lab_ui.show_invalid(error)
@@ -45,7 +45,7 @@ except SpecError as error:
 
 store = lab_ui.result_store()
 keys = {layers: lab_ui.result_key(spec, config) for layers, config in configs.items()}
-tag = (spec.to_json(), json.dumps(settings, sort_keys=True), bool(stop_at_target and targets))
+tag = (spec.to_json(), json.dumps(settings, sort_keys=True), stopping)
 controls_row = lab_ui.RunControls(PURPOSE, tag)
 run, same_settings = controls_row.run, controls_row.same_settings
 missing = [layers for layers in DEPTHS if store.get(keys[layers]) is None]

@@ -171,7 +171,8 @@ def run(quick: bool) -> dict:
                                       "runs": [run["models"][i] for run in mine]}
                                      for i, layers in enumerate(DEPTHS)]}
         print(f"  depth page, {name}: {depth[name]['median_seconds']:.2f} s in all; " + "; ".join(
-            f"L={row['layers']} {row['median_seconds']:.2f} s {row['median_steps']:g} steps gap {100 * row['median_gap']:+.1f}% "
+            f"L={row['layers']} {row['median_seconds']:.2f} s {row['median_steps']:g} steps "
+            f"gap {100 * row['median_gap']:+.1f}% "
             f"({', '.join(row['verdicts'])})" for row in depth[name]["per_depth"]), flush=True)
     depth["speedup"] = depth["before"]["median_seconds"] / depth["now"]["median_seconds"]
     depth["lanes_speedup"] = depth["one at a time"]["median_seconds"] / depth["now"]["median_seconds"]

@@ -491,9 +491,8 @@ class Trainer:
         return optimizer, schedule
 
     # ------------------------------------------------------------ evaluation
-    def _at_target(self, evaluation: dict) -> bool:
-        return at_target(evaluation["test_risk"], evaluation["test_risk_se"], self.config.target_risk,
-                         self.config.target_risk_se)
+    def _at_target(self, risk: float, risk_se: float) -> bool:
+        return at_target(risk, risk_se, self.config.target_risk, self.config.target_risk_se)
 
     def _worth_a_whole_look(self, live: dict) -> bool:
         """Whether a live evaluation's risk is at the target within the margin the whole set would give it (its
@@ -501,7 +500,7 @@ class Trainer:
         of the Depth page's steps, so it is run only where it is likely to stop the run."""
         whole_prompts = len(self.held_out()[0].yq)
         whole_se = live["test_risk_se"] * math.sqrt(min(LIVE_EVAL_PROMPTS, whole_prompts) / whole_prompts)
-        return at_target(live["test_risk"], whole_se, self.config.target_risk, self.config.target_risk_se)
+        return self._at_target(live["test_risk"], whole_se)
 
     def held_out(self) -> tuple[Prompts, torch.Tensor]:
         """The held-out prompts and the reference predictor's squared error on each (see below).
@@ -628,7 +627,7 @@ class Trainer:
                     best_risk, stale_evaluations = min(best_risk, evaluation["test_risk"]), stale_evaluations + 1
                 if config.target_risk and step < config.steps and self._worth_a_whole_look(evaluation):
                     whole = self.evaluate()       # the whole held-out set decides; a live point only says when
-                    if self._at_target(whole):
+                    if self._at_target(whole["test_risk"], whole["test_risk_se"]):
                         early_stop_step, final = step, whole
                         reason = (f"reached its target at step {step} of {config.steps}: on all held-out prompts the "
                                   f"test risk {whole['test_risk']:.3g} ± {whole['test_risk_se']:.2g} is within "
